@@ -1,0 +1,246 @@
+"""Added cost per call: instrumented vs plain, measured in the same run.
+
+Workloads, both through the real ``openai`` SDK against the fake server
+(run in a separate process so its JSON work does not share our GIL):
+
+- short: one chat call with a system and a user message;
+- conversation: a 50-turn tool-calling agent loop whose history grows to
+  ~100k tokens (each turn adds a tool call and a ~2k-token tool result).
+
+Blocks of plain and instrumented calls alternate (instrument/uninstrument in
+between), so machine noise hits both sides alike. Reports medians, the added
+microseconds per call, and the ratio to the plain call. Every conversation
+round uses fresh tool-result text, so the token-count cache helps only the
+way it helps a real agent loop (history re-sent within one conversation).
+
+    python benchmarks/overhead.py [--rounds 12] [--short-calls 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+_SERVER = """
+import sys
+from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
+server = FakeOpenAIServer().start()
+if sys.argv[1] == "tools":
+    server.default_reply = Reply(text=None, tool_calls=[ToolCall("search_docs", '{"query": "next page"}')],
+                                 prompt_tokens=1000, completion_tokens=20)
+print(server.url, flush=True)
+sys.stdin.read()
+"""
+
+VOCAB = [
+    *"the model context token window cache agent tool result search page document section answer".split(),
+    *"request history system user assistant message function call argument value price cost waste".split(),
+    *"retry limit stream chunk usage budget team metric trace span export backend query filter".split(),
+]
+
+
+def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVER, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def tool_result_text(rng: random.Random, words: int = 1500) -> str:
+    return " ".join(rng.choice(VOCAB) for _ in range(words))
+
+
+class NullExporter:
+    def export(self, spans: Any) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def short_call(client: Any) -> None:
+    client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi."}],
+    )
+
+
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "search_docs",
+            "description": "Search the documentation and return the matching page.",
+            "parameters": {
+                "type": "object",
+                "properties": {"query": {"type": "string"}},
+                "required": ["query"],
+            },
+        },
+    }
+]
+
+
+class Pairs:
+    """Runs each call twice, plain and instrumented, in alternating order, and
+    keeps the two timings side by side (a paired comparison cancels most of
+    the drift of a noisy machine)."""
+
+    def __init__(self, instrumentor: Any, provider: Any) -> None:
+        self.instrumentor, self.provider = instrumentor, provider
+        self.plain: list[float] = []
+        self.instrumented: list[float] = []
+        self._flip = False
+
+    def _timed(self, call: Any, instrumented: bool) -> Any:
+        if instrumented:
+            self.instrumentor.instrument(tracer_provider=self.provider)
+        try:
+            start = time.perf_counter()
+            result = call()
+            elapsed = time.perf_counter() - start
+        finally:
+            if instrumented:
+                self.instrumentor.uninstrument()
+        (self.instrumented if instrumented else self.plain).append(elapsed)
+        return result
+
+    def run(self, call: Any) -> Any:
+        self._flip = not self._flip
+        first = self._timed(call, self._flip)
+        self._timed(call, not self._flip)
+        return first
+
+    def added(self, start: int = 0, stop: int | None = None) -> float:
+        pairs = list(zip(self.instrumented, self.plain, strict=True))[start:stop]
+        return statistics.median(i - p for i, p in pairs)
+
+
+def conversation(client: Any, rng: random.Random, turns: int, pairs: Pairs) -> None:
+    """An agent loop: each turn re-sends the whole history (as real loops do)."""
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": "You are a research agent. Use search_docs until you can answer."},
+        {"role": "user", "content": "Summarise everything the docs say about caching."},
+    ]
+    for turn in range(turns):
+        response = pairs.run(
+            lambda: client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
+        )
+        call = response.choices[0].message.tool_calls[0]
+        messages.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{turn}",
+                        "type": "function",
+                        "function": {"name": call.function.name, "arguments": call.function.arguments},
+                    }
+                ],
+            }
+        )
+        messages.append({"role": "tool", "tool_call_id": f"call_{turn}", "content": tool_result_text(rng)})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--short-calls", type=int, default=50)
+    parser.add_argument("--turns", type=int, default=50)
+    args = parser.parse_args()
+
+    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        from seed_tiktoken_cache import seed
+
+        os.environ["TIKTOKEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="tiktoken-")
+        seed(os.environ["TIKTOKEN_CACHE_DIR"])
+
+    import openai
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+    from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+
+    from otel_tokenkpi import TokenKPISpanProcessor, prices, tokens
+
+    tokens.start_loading()
+    prices.start_loading()
+    tokens.wait_until_loaded(30)
+    prices.wait_until_loaded(30)
+    provider = TracerProvider()
+    provider.add_span_processor(TokenKPISpanProcessor(BatchSpanProcessor(NullExporter())))
+    instrumentor = OpenAIInstrumentor()
+
+    text_proc, text_url = start_server("text")
+    tool_proc, tool_url = start_server("tools")
+    try:
+        short_client = openai.OpenAI(api_key="sk-bench", base_url=text_url + "/v1", max_retries=0)
+        tool_client = openai.OpenAI(api_key="sk-bench", base_url=tool_url + "/v1", max_retries=0)
+        for _ in range(20):  # warm up connections, pydantic and our code paths
+            short_call(short_client)
+        short = Pairs(instrumentor, provider)
+        turns = [Pairs(instrumentor, provider) for _ in range(args.turns)]
+        rng = random.Random(7)
+        for _ in range(args.rounds):
+            for _ in range(args.short_calls):
+                short.run(lambda: short_call(short_client))
+            per_round = Pairs(instrumentor, provider)
+            conversation(tool_client, rng, args.turns, per_round)
+            for i, (t_inst, t_plain) in enumerate(zip(per_round.instrumented, per_round.plain, strict=True)):
+                turns[i].instrumented.append(t_inst)
+                turns[i].plain.append(t_plain)
+    finally:
+        for proc in (text_proc, tool_proc):
+            proc.kill()
+        provider.shutdown()
+
+    def us(seconds: float) -> float:
+        return seconds * 1e6
+
+    plain_short = statistics.median(short.plain)
+    added_short = short.added()
+    per_turn_added = [t.added() for t in turns]
+    plain_turn = statistics.median(x for t in turns for x in t.plain)
+    added_turn = statistics.median(per_turn_added)
+    print(
+        f"rounds={args.rounds} short_calls/round={args.short_calls} turns={args.turns} "
+        "(paired, alternating order)"
+    )
+    print("| workload | plain median (us) | added median (us) | ratio instrumented/plain |")
+    print("|---|---|---|---|")
+    print(
+        f"| short chat call | {us(plain_short):.0f} | {us(added_short):.0f} | "
+        f"{1 + added_short / plain_short:.3f} |"
+    )
+    print(
+        f"| {args.turns}-turn conversation, per call | {us(plain_turn):.0f} | {us(added_turn):.0f} | "
+        f"{1 + added_turn / plain_turn:.3f} |"
+    )
+    first, last = per_turn_added[:10], per_turn_added[-10:]
+    print(
+        f"conversation added per call: turns 1-10 median {us(statistics.median(first)):.0f} us, "
+        f"last 10 turns median {us(statistics.median(last)):.0f} us"
+    )
+
+
+if __name__ == "__main__":
+    main()

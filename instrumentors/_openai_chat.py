@@ -1,0 +1,203 @@
+"""Read OpenAI Chat Completions shapes: request kwargs, responses, chunks.
+
+Shapes only (API reference: Chat Completions object and chunk object); the
+lifecycle does everything else. Also serves OpenAI-compatible APIs reached
+through the openai SDK (Azure, Groq, DeepSeek, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_tokenkpi import semconv as sc
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
+
+from ._shapes import as_list, compact_json, get, given, param_number, stop_sequences, text_of
+
+_ROLES = {"developer": "system", "system": "system", "function": "tool", "tool": "tool"}
+
+
+def read_tool_calls(message: Any) -> list[ToolCall]:
+    calls = []
+    for call in as_list(get(message, "tool_calls")):
+        function = get(call, "function")
+        if function is not None:
+            calls.append(
+                ToolCall(
+                    name=get(function, "name", ""),
+                    arguments=get(function, "arguments", ""),
+                    id=get(call, "id", ""),
+                )
+            )
+        else:  # custom tools carry {"custom": {"name", "input"}}
+            custom = get(call, "custom")
+            calls.append(
+                ToolCall(
+                    name=get(custom, "name", ""), arguments=get(custom, "input", ""), id=get(call, "id", "")
+                )
+            )
+    legacy = get(message, "function_call")
+    if legacy is not None:
+        calls.append(ToolCall(name=get(legacy, "name", ""), arguments=get(legacy, "arguments", "")))
+    return calls
+
+
+def read_message(message: Any) -> ContextItem:
+    role = get(message, "role", "user")
+    role = _ROLES.get(role, role)
+    return ContextItem(
+        role=role,
+        text=text_of(get(message, "content"), ("text", "refusal")) or (get(message, "refusal") or ""),
+        tool_calls=read_tool_calls(message) if role == "assistant" else [],
+        tool_call_id=get(message, "tool_call_id") or get(message, "name") or "",
+    )
+
+
+def read_tool_definition(tool: Any) -> ToolDefinition:
+    spec = get(tool, "function") or get(tool, "custom") or tool
+    schema = get(spec, "parameters")
+    if schema is None:
+        schema = get(spec, "format")
+    return ToolDefinition(
+        name=get(spec, "name", "") or get(tool, "type", ""),
+        description=get(spec, "description", "") or "",
+        parameters_json=compact_json(schema),
+    )
+
+
+def output_type(response_format: Any) -> str | None:
+    kind = get(response_format, "type")
+    if kind in ("json_schema", "json_object"):
+        return "json"
+    if kind == "text":
+        return "text"
+    if isinstance(response_format, type):  # parse(response_format=PydanticModel)
+        return "json"
+    return None
+
+
+def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    max_tokens = kwargs.get("max_completion_tokens")
+    if not given(max_tokens):
+        max_tokens = kwargs.get("max_tokens")
+    for key, value in (
+        (sc.REQUEST_MAX_TOKENS, max_tokens),
+        (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
+        (sc.REQUEST_TOP_P, kwargs.get("top_p")),
+        (sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty")),
+        (sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty")),
+        (sc.REQUEST_SEED, kwargs.get("seed")),
+    ):
+        number = param_number(value)
+        if number is not None:
+            params[key] = number
+    n = param_number(kwargs.get("n"))
+    if n is not None and n != 1:
+        params[sc.REQUEST_CHOICE_COUNT] = n
+    stops = stop_sequences(kwargs.get("stop"))
+    if stops:
+        params[sc.REQUEST_STOP_SEQUENCES] = stops
+    if kwargs.get("stream") is True:
+        params[sc.REQUEST_STREAM] = True
+    kind = output_type(kwargs.get("response_format"))
+    if kind:
+        params[sc.OUTPUT_TYPE] = kind
+    return params
+
+
+def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
+    base.params = request_params(kwargs)
+    base.messages = [read_message(m) for m in as_list(kwargs.get("messages"))]
+    base.tools = [read_tool_definition(t) for t in as_list(kwargs.get("tools"))]
+    base.tools += [read_tool_definition(f) for f in as_list(kwargs.get("functions"))]
+    base.stream = kwargs.get("stream") is True
+    return base
+
+
+def read_usage(usage: Any) -> Usage | None:
+    if usage is None:
+        return None
+    return Usage(
+        input_tokens=get(usage, "prompt_tokens"),
+        output_tokens=get(usage, "completion_tokens"),
+        cache_read_tokens=get(get(usage, "prompt_tokens_details"), "cached_tokens"),
+        reasoning_tokens=get(get(usage, "completion_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def read_response(response: Any) -> CallResult:
+    result = CallResult(
+        response_id=get(response, "id"),
+        response_model=get(response, "model") or None,
+        usage=read_usage(get(response, "usage")),
+    )
+    texts = []
+    for choice in as_list(get(response, "choices")):
+        reason = get(choice, "finish_reason")
+        if reason:
+            result.finish_reasons.append(str(reason))
+        message = get(choice, "message")
+        content = get(message, "content")
+        if isinstance(content, str):
+            texts.append(content)
+        result.tool_calls.extend(read_tool_calls(message))
+    result.output_text = "".join(texts)
+    return result
+
+
+class ChunkReader:
+    """Accumulates ``chat.completion.chunk`` objects (text, tool-call deltas
+    keyed by choice and tool index, finish reasons, the usage chunk)."""
+
+    def __init__(self, request: CallRequest) -> None:
+        self._result = CallResult()
+        self._texts: dict[int, list[str]] = {}
+        self._finish: dict[int, str] = {}
+        self._tools: dict[tuple[int, int], list[Any]] = {}  # (choice, index) -> [id, name, [arg pieces]]
+
+    def feed(self, chunk: Any) -> None:
+        result = self._result
+        if result.response_id is None:
+            result.response_id = get(chunk, "id") or None
+        if not result.response_model:
+            result.response_model = get(chunk, "model") or None
+        usage = get(chunk, "usage")
+        if usage is not None:
+            result.usage = read_usage(usage)
+        for choice in as_list(get(chunk, "choices")):
+            index = get(choice, "index", 0)
+            reason = get(choice, "finish_reason")
+            if reason:
+                self._finish[index] = str(reason)
+            delta = get(choice, "delta")
+            if delta is None:
+                continue
+            text = get(delta, "content")
+            if text:
+                self._texts.setdefault(index, []).append(text)
+            for call in as_list(get(delta, "tool_calls")):
+                slot = self._tools.setdefault((index, get(call, "index", 0)), ["", "", []])
+                slot[0] = get(call, "id") or slot[0]
+                function = get(call, "function")
+                slot[1] = get(function, "name") or slot[1]
+                piece = get(function, "arguments")
+                if piece:
+                    slot[2].append(piece)
+            legacy = get(delta, "function_call")
+            if legacy is not None:
+                slot = self._tools.setdefault((index, -1), ["", "", []])
+                slot[1] = get(legacy, "name") or slot[1]
+                piece = get(legacy, "arguments")
+                if piece:
+                    slot[2].append(piece)
+
+    def result(self) -> CallResult:
+        result = self._result
+        result.finish_reasons = [self._finish[i] for i in sorted(self._finish)]
+        result.output_text = "".join("".join(self._texts[i]) for i in sorted(self._texts))
+        result.tool_calls = [
+            ToolCall(name=name, arguments="".join(pieces), id=call_id)
+            for (_, _), (call_id, name, pieces) in sorted(self._tools.items())
+        ]
+        return result

@@ -1,0 +1,175 @@
+"""Read OpenAI Responses API shapes: request kwargs, response, stream events.
+
+Shapes only (API reference: Responses object and streaming events). The
+final ``response.completed`` / ``response.incomplete`` / ``response.failed``
+event carries the whole response with usage; items seen before it are kept
+so a stream left early still reports what it produced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otel_tokenkpi import semconv as sc
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
+
+from ._shapes import as_list, compact_json, get, param_number, text_of
+
+_TEXT_KEYS = ("text", "refusal")
+_ROLES = {"developer": "system", "system": "system"}
+
+
+def read_input_item(item: Any) -> ContextItem | None:
+    if isinstance(item, str):
+        return ContextItem(role="user", text=item)
+    kind = get(item, "type")
+    if kind in ("function_call", "custom_tool_call"):
+        arguments = get(item, "arguments") if kind == "function_call" else get(item, "input")
+        call = ToolCall(name=get(item, "name", ""), arguments=arguments or "", id=get(item, "call_id", ""))
+        return ContextItem(role="assistant", tool_calls=[call])
+    if kind in ("function_call_output", "custom_tool_call_output"):
+        output = get(item, "output")
+        text = output if isinstance(output, str) else text_of(output, ("text",))
+        return ContextItem(role="tool", text=text, tool_call_id=get(item, "call_id", ""))
+    role = get(item, "role")
+    if role is None:
+        return None  # reasoning items, item references: not counted
+    return ContextItem(role=_ROLES.get(role, role), text=text_of(get(item, "content"), _TEXT_KEYS))
+
+
+def read_tool_definition(tool: Any) -> ToolDefinition:
+    kind = get(tool, "type", "")
+    if kind in ("function", "custom"):
+        schema = get(tool, "parameters") if kind == "function" else get(tool, "format")
+        return ToolDefinition(
+            name=get(tool, "name", ""),
+            description=get(tool, "description") or "",
+            parameters_json=compact_json(schema),
+        )
+    return ToolDefinition(name=kind)  # built-in tools (web_search, file_search, ...)
+
+
+def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
+    params: dict[str, Any] = {}
+    for key, value in (
+        (sc.REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens")),
+        (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
+        (sc.REQUEST_TOP_P, kwargs.get("top_p")),
+    ):
+        number = param_number(value)
+        if number is not None:
+            params[key] = number
+    if kwargs.get("stream") is True:
+        params[sc.REQUEST_STREAM] = True
+    text_format = get(get(kwargs.get("text"), "format"), "type")
+    if text_format in ("json_schema", "json_object") or isinstance(kwargs.get("text_format"), type):
+        params[sc.OUTPUT_TYPE] = "json"
+    base.params = params
+    messages = []
+    instructions = get(kwargs, "instructions")
+    if isinstance(instructions, str) and instructions:
+        messages.append(ContextItem(role="system", text=instructions))
+    for item in as_list(kwargs.get("input")):
+        message = read_input_item(item)
+        if message is not None:
+            messages.append(message)
+    base.messages = messages
+    base.tools = [read_tool_definition(t) for t in as_list(kwargs.get("tools"))]
+    base.stream = kwargs.get("stream") is True
+    history = get(kwargs, "previous_response_id") or get(kwargs, "conversation")
+    if history is not None:
+        base.server_history_ref = history if isinstance(history, str) else get(history, "id")
+    return base
+
+
+def read_usage(usage: Any) -> Usage | None:
+    if usage is None:
+        return None
+    return Usage(
+        input_tokens=get(usage, "input_tokens"),
+        output_tokens=get(usage, "output_tokens"),
+        cache_read_tokens=get(get(usage, "input_tokens_details"), "cached_tokens"),
+        reasoning_tokens=get(get(usage, "output_tokens_details"), "reasoning_tokens"),
+    )
+
+
+def _finish_reason(response: Any, has_tool_calls: bool) -> str | None:
+    status = get(response, "status")
+    if status == "completed":
+        return "tool_calls" if has_tool_calls else "stop"
+    if status == "incomplete":
+        reason = get(get(response, "incomplete_details"), "reason")
+        return "length" if reason == "max_output_tokens" else (reason or "incomplete")
+    if status == "failed":
+        return "error"
+    return None
+
+
+def read_output_items(items: Any, result: CallResult) -> None:
+    texts = []
+    for item in as_list(items):
+        kind = get(item, "type")
+        if kind == "message":
+            texts.append(text_of(get(item, "content"), _TEXT_KEYS))
+        elif kind == "function_call":
+            result.tool_calls.append(
+                ToolCall(
+                    name=get(item, "name", ""),
+                    arguments=get(item, "arguments", ""),
+                    id=get(item, "call_id", ""),
+                )
+            )
+        elif kind == "custom_tool_call":
+            result.tool_calls.append(
+                ToolCall(
+                    name=get(item, "name", ""), arguments=get(item, "input", ""), id=get(item, "call_id", "")
+                )
+            )
+    result.output_text = "".join(texts)
+
+
+def read_response(response: Any) -> CallResult:
+    result = CallResult(
+        response_id=get(response, "id"),
+        response_model=get(response, "model") or None,
+        usage=read_usage(get(response, "usage")),
+    )
+    read_output_items(get(response, "output"), result)
+    reason = _finish_reason(response, bool(result.tool_calls))
+    if reason:
+        result.finish_reasons = [reason]
+    return result
+
+
+_FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class EventReader:
+    """Accumulates Responses streaming events."""
+
+    def __init__(self, request: CallRequest) -> None:
+        self._final: CallResult | None = None
+        self._partial = CallResult()
+        self._text: list[str] = []
+        self._items: list[Any] = []
+
+    def feed(self, event: Any) -> None:
+        kind = get(event, "type")
+        if kind in _FINAL_EVENTS:
+            self._final = read_response(get(event, "response"))
+        elif kind == "response.created":
+            response = get(event, "response")
+            self._partial.response_id = get(response, "id")
+            self._partial.response_model = get(response, "model") or None
+        elif kind == "response.output_text.delta":
+            self._text.append(get(event, "delta", ""))
+        elif kind == "response.output_item.done":
+            self._items.append(get(event, "item"))
+
+    def result(self) -> CallResult:
+        if self._final is not None:
+            return self._final
+        partial = self._partial
+        read_output_items(self._items, partial)
+        partial.output_text = "".join(self._text)
+        return partial

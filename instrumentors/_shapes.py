@@ -1,0 +1,103 @@
+"""Small readers shared by adapters: dict-or-object access, sentinels, JSON.
+
+Client libraries accept both plain dicts and their own model objects (users
+append ``response.choices[0].message`` to the history), and use sentinel
+defaults (openai's ``NOT_GIVEN`` / ``omit``). These helpers read all of those
+the same way, so adapters stay a list of field names.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+_SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit"})
+
+
+def given(value: Any) -> bool:
+    """False for None and for client-library 'not given' sentinels."""
+    return value is not None and type(value).__name__ not in _SENTINEL_TYPES
+
+
+def get(obj: Any, key: str, default: Any = None) -> Any:
+    """``obj[key]`` for mappings, ``obj.key`` otherwise; sentinels read as default."""
+    if obj is None:
+        return default
+    value = obj.get(key, default) if isinstance(obj, dict) else getattr(obj, key, default)
+    return value if given(value) else default
+
+
+def as_list(value: Any) -> list[Any]:
+    if not given(value):
+        return []
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    return [value]
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON the way a schema is counted (DESIGN.md "Counting")."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_none=True)
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def text_of(content: Any, text_keys: tuple[str, ...] = ("text",)) -> str:
+    """Text of a message content: a string, or a list of parts whose text
+    lives under one of ``text_keys``. Images, audio and files count as no text."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, (list, tuple)):
+        pieces = []
+        for part in content:
+            if isinstance(part, str):
+                pieces.append(part)
+                continue
+            for key in text_keys:
+                text = get(part, key)
+                if isinstance(text, str):
+                    pieces.append(text)
+                    break
+        return "".join(pieces)
+    return ""
+
+
+def server_of(base_url: Any) -> tuple[str | None, int | None]:
+    """``(host, port)`` of a base URL (httpx URL or string)."""
+    if base_url is None:
+        return None, None
+    host = getattr(base_url, "host", None)
+    port = getattr(base_url, "port", None)
+    if host is None:
+        parts = urlsplit(str(base_url))
+        host, port = parts.hostname, parts.port
+        scheme = parts.scheme
+    else:
+        scheme = getattr(base_url, "scheme", "https")
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    return host or None, port
+
+
+def param_number(value: Any) -> int | float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def stop_sequences(value: Any) -> list[str] | None:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return None

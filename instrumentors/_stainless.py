@@ -1,0 +1,29 @@
+"""Shapes shared by Stainless-generated SDKs (openai, anthropic, groq).
+
+``with_raw_response`` returns a ``LegacyAPIResponse`` whose ``parse()``
+builds the model object (or the stream) once and caches it in
+``_parsed_by_type``. We parse it (the user's later ``parse()`` gets the same
+cached object) and, for streams, put our proxy into that cache so the user's
+``parse()`` returns the proxy and we still see every chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+
+def unwrap_raw_response(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
+    if type(result).__name__ != "LegacyAPIResponse":
+        return result, None
+    cache = getattr(result, "_parsed_by_type", None)
+    if not isinstance(cache, dict):
+        return result, None
+    parsed = result.parse()
+    key = result._cast_to
+
+    def rewrap(proxy: Any) -> Any:
+        cache[key] = proxy
+        return result
+
+    return parsed, rewrap

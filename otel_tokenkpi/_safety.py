@@ -1,0 +1,72 @@
+"""Error isolation and the global switches every wrapper consults.
+
+Instrumentation lives inside other people's production code: a bug of ours
+must never become their exception. Every internal hook runs through
+:func:`run_hook`, which swallows the error and logs it once per hook name, so
+a broken parser on a hot path cannot flood the log either.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+logger = logging.getLogger("otel_tokenkpi")
+
+T = TypeVar("T")
+
+_logged_hooks: set[str] = set()
+_logged_lock = threading.Lock()
+
+
+class _Switch:
+    """Process-wide on/off. Wrappers bound before ``uninstrument()`` (for example
+    openai's cached ``with_raw_response``) still run our code, so they check this
+    and go quiet."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = False
+
+
+SWITCH = _Switch()
+
+# Set while a wrapped model call is running: an inner wrapped call (a helper
+# that calls ``create``, litellm calling the openai SDK) is the same call and
+# must not open a second span.
+IN_MODEL_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenkpi_in_model_call", default=False)
+
+
+def log_once(hook: str, exc: BaseException | None = None, message: str | None = None) -> None:
+    """Log a problem in ``hook`` the first time it happens in this process."""
+    with _logged_lock:
+        if hook in _logged_hooks:
+            return
+        _logged_hooks.add(hook)
+    if exc is not None:
+        logger.warning(
+            "otel-tokenkpi: internal error in %s (user call unaffected; logged once): %r",
+            hook,
+            exc,
+            exc_info=exc,
+        )
+    else:
+        logger.warning("otel-tokenkpi: %s", message or hook)
+
+
+def run_hook(hook: str, func: Callable[..., T], *args: Any, default: Any = None) -> T | Any:
+    """Call ``func(*args)``; on any exception log once and return ``default``."""
+    try:
+        return func(*args)
+    except Exception as exc:  # noqa: BLE001 - isolation is the point
+        log_once(hook, exc)
+        return default
+
+
+def _reset_logged_for_tests() -> None:
+    with _logged_lock:
+        _logged_hooks.clear()

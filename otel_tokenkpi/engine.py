@@ -1,0 +1,164 @@
+"""The engine's entry point: a finished call record in, ``tokenkpi.*`` out.
+
+The lifecycle calls :meth:`Engine.call_attributes` for every model call our
+adapters make, sampled or not, and sets what it returns on the span before
+``span.end()``. The rules here are plain functions over the record so they
+can be tested without a span. This module holds the per-call context
+breakdown, local usage counting, price and context-window lookups; the waste
+rules plug in at the same entry point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import prices, tokens
+from . import semconv as sc
+from .record import CallRecord, CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
+
+# OpenAI's documented chat framing (openai-cookbook "How to count tokens"):
+# each message costs 3 tokens besides its content, and every reply is primed
+# with 3 more. Only used to estimate input when a stream reports no usage.
+_TOKENS_PER_MESSAGE = 3
+_REPLY_PRIMING_TOKENS = 3
+
+
+@dataclass(slots=True)
+class ContextCounts:
+    """Locally counted tokens of a request's context, per part."""
+
+    item_tokens: list[int] = field(default_factory=list)
+    system: int = 0
+    tool_results: int = 0
+    tool_definitions: int = 0
+    exact: bool = True
+
+    @property
+    def total(self) -> int:
+        return sum(self.item_tokens) + self.tool_definitions
+
+
+def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
+    name = tokens.count_text(call.name, model)
+    args = tokens.count_text(call.arguments, model)
+    return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
+
+
+def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
+    """An item's tokens: its text plus its tool calls' names and arguments."""
+    count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
+    total, exact = count.tokens, count.exact
+    for call in item.tool_calls:
+        c = count_tool_call(call, model)
+        total += c.tokens
+        exact = exact and c.exact
+    return tokens.TokenCount(total, exact)
+
+
+def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
+    """Name, description and compact JSON schema (DESIGN.md "Counting")."""
+    parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
+    return tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts))
+
+
+def count_context(request: CallRequest) -> ContextCounts:
+    counts = ContextCounts()
+    model = request.model
+    for item in request.messages:
+        c = count_item(item, model)
+        counts.item_tokens.append(c.tokens)
+        counts.exact = counts.exact and c.exact
+        if item.role == "system":
+            counts.system += c.tokens
+        elif item.role == "tool":
+            counts.tool_results += c.tokens
+    for tool in request.tools:
+        c = count_tool_definition(tool, model)
+        counts.tool_definitions += c.tokens
+        counts.exact = counts.exact and c.exact
+    return counts
+
+
+def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
+    """Usage for a call whose provider reported none (a stream without
+    ``include_usage``): output counted from the streamed text and tool-call
+    arguments, input from the request's content plus documented framing.
+    Returns None when there is nothing to count from."""
+    result = record.result
+    if result is None or result.usage is not None or record.request.operation == "embeddings":
+        return None
+    model = record.request.model
+    out = tokens.count_text(result.output_text, model) if result.output_text else tokens.TokenCount(0, True)
+    output_tokens, output_exact = out.tokens, out.exact
+    for call in result.tool_calls:
+        c = count_tool_call(call, model)
+        output_tokens += c.tokens
+        output_exact = False  # tool-call framing tokens are not in the text
+    input_tokens = None
+    if context is not None:
+        input_tokens = (
+            context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
+        )
+    record.usage_estimated = True
+    # Input from local framing is never exact; output may be.
+    record.extra["output_exact"] = output_exact
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+class Engine:
+    """Computes the per-call ``tokenkpi.*`` attributes. One per process."""
+
+    def call_attributes(self, record: CallRecord) -> dict[str, Any]:
+        request, result = record.request, record.result
+        attrs: dict[str, Any] = {}
+        estimated = False
+        context: ContextCounts | None = None
+        if request.operation != "embeddings":
+            context = count_context(request)
+            estimated = not context.exact
+            attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
+            attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
+            attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] = context.tool_definitions
+            attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] = context.tool_results
+            if result is not None:
+                attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
+        if result is not None:
+            estimated_usage = estimate_missing_usage(record, context)
+            if estimated_usage is not None:
+                result.usage = estimated_usage
+                estimated = True
+        usage = result.usage if result is not None else None
+        attrs.update(_price_attributes(request, result, usage))
+        if estimated:
+            attrs[sc.TOKENS_ESTIMATED] = True
+        return attrs
+
+
+def _price_attributes(request: CallRequest, result: CallResult | None, usage: Usage | None) -> dict[str, Any]:
+    model = (result.response_model if result is not None else None) or request.model
+    info = prices.lookup(request.provider, model) if model else None
+    if info is None and model != request.model and request.model:
+        info = prices.lookup(request.provider, request.model)
+    if info is None:
+        return {}
+    attrs: dict[str, Any] = {}
+    if info.context_window:
+        attrs[sc.CONTEXT_WINDOW] = info.context_window
+        # An embeddings batch is many inputs, each within the window: no utilization.
+        if usage is not None and usage.input_tokens is not None and request.operation != "embeddings":
+            attrs[sc.CONTEXT_UTILIZATION] = usage.input_tokens / info.context_window
+    if usage is not None and usage.input_tokens is not None:
+        cost = prices.cost_usd(
+            info,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens or 0,
+            cache_read_tokens=usage.cache_read_tokens or 0,
+            cache_write_tokens=usage.cache_write_tokens or 0,
+        )
+        if cost is not None:
+            attrs[sc.COST_USD] = cost
+    return attrs
+
+
+ENGINE = Engine()

@@ -1,0 +1,265 @@
+"""The call lifecycle, written once for every provider.
+
+A wrapped client method runs through :func:`model_call_wrapper`: the adapter's
+``read_request`` turns kwargs into a :class:`CallRequest`, a CLIENT span
+starts, the real call runs with that span current, and the response (or each
+stream chunk, via the proxies of :mod:`otel_tokenkpi.streams`) is read back
+into a :class:`CallResult`. :meth:`ModelCall.finish` then hands the record to
+the engine and sets every attribute BEFORE ``span.end()``, so the attributes
+reach whatever exporter the user configured.
+
+Guards (DESIGN.md): the recorder's switch (wrappers bound before
+``uninstrument()`` go quiet), :data:`IN_MODEL_CALL` (a nested wrapped call is
+the same call), and :func:`run_hook` around every piece of our own code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from . import semconv as sc
+from ._safety import IN_MODEL_CALL, run_hook
+from .record import CallRecord, CallRequest, CallResult
+from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
+
+
+class StreamReader(Protocol):
+    """Accumulates stream chunks into a result. Supplied by an adapter."""
+
+    def feed(self, chunk: Any) -> None: ...
+    def result(self) -> CallResult: ...
+
+
+def _no_unwrap(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
+    return result, None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """How to read one wrapped method: the whole of an adapter's contribution.
+
+    ``unwrap`` sees the raw return value (e.g. a raw-response object) and
+    returns ``(parsed, rewrap)``; for streams, ``rewrap(proxy)`` puts our proxy
+    where the user will find the stream and returns what the user gets.
+    ``materialize`` names kwargs that may be one-shot iterators: they are
+    turned into lists (same items) before the adapter reads them, so reading
+    never consumes the user's request.
+    """
+
+    name: str
+    read_request: Callable[[Any, dict[str, Any]], CallRequest]
+    read_response: Callable[[Any], CallResult]
+    stream_reader: Callable[[CallRequest], StreamReader] | None = None
+    unwrap: Callable[[Any], tuple[Any, Callable[[Any], Any] | None]] = _no_unwrap
+    materialize: tuple[str, ...] = ()
+    # Opt-in request change (e.g. ask for stream usage); None = never touch kwargs.
+    adjust: Callable[[dict[str, Any]], None] | None = None
+
+
+# Calls opened while a stream() helper's __enter__ runs; the helper's exit ends them.
+_HELPER_CALLS: contextvars.ContextVar[list[ModelCall] | None] = contextvars.ContextVar(
+    "tokenkpi_helper_calls", default=None
+)
+
+
+@contextlib.contextmanager
+def _collect_helper_calls() -> Iterator[list[ModelCall]]:
+    calls: list[ModelCall] = []
+    token = _HELPER_CALLS.set(calls)
+    try:
+        yield calls
+    finally:
+        _HELPER_CALLS.reset(token)
+
+
+class ModelCall:
+    """One model call in flight: its span, request and (for streams) reader."""
+
+    __slots__ = ("recorder", "endpoint", "request", "span", "_start", "_reader", "_ended", "_lock")
+
+    def __init__(self, recorder: Any, endpoint: Endpoint, request: CallRequest) -> None:
+        self.recorder = recorder
+        self.endpoint = endpoint
+        self.request = request
+        self._reader: StreamReader | None = None
+        self._ended = False
+        self._lock = threading.Lock()
+        self.span = recorder.tracer.start_span(
+            f"{request.operation} {request.model}" if request.model else request.operation,
+            kind=SpanKind.CLIENT,
+            attributes=_start_attributes(request),
+        )
+        self._start = time.perf_counter()
+
+    # -- results ---------------------------------------------------------
+    def on_result(self, result: Any, is_async: bool) -> Any:
+        """Read a returned value; return what the user gets (maybe a proxy)."""
+        parsed, rewrap = self.endpoint.unwrap(result)
+        if not self.request.stream:
+            self.finish(run_hook(f"{self.endpoint.name}.read_response", self.endpoint.read_response, parsed))
+            return result
+        if self.endpoint.stream_reader is None or not _is_stream(parsed, is_async):
+            self.finish(None)
+            return result
+        self._reader = self.endpoint.stream_reader(self.request)
+        proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self)
+        return rewrap(proxy) if rewrap is not None else proxy
+
+    def on_chunk(self, chunk: Any) -> None:
+        if self._reader is not None and not self._ended:
+            self._reader.feed(chunk)
+
+    def end_stream(self, error: BaseException | None = None) -> None:
+        if self._ended:
+            return
+        reader = self._reader
+        result = run_hook(f"{self.endpoint.name}.stream_result", reader.result) if reader else None
+        self.finish(result, error)
+
+    def finish(self, result: CallResult | None, error: BaseException | None = None) -> None:
+        """End the call exactly once, whoever gets here first (exhaustion,
+        close, exit, an error, garbage collection)."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        record = CallRecord(
+            request=self.request,
+            result=result,
+            error_type=type(error).__qualname__ if error is not None else None,
+            duration_s=time.perf_counter() - self._start,
+        )
+        run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error)
+        self.span.end()
+
+
+def _is_stream(obj: Any, is_async: bool) -> bool:
+    if is_async:
+        return hasattr(obj, "__aiter__") or hasattr(obj, "__anext__")
+    return hasattr(obj, "__iter__") or hasattr(obj, "__next__")
+
+
+def _start_attributes(request: CallRequest) -> dict[str, Any]:
+    """Attributes samplers may read: set at span start (semconv)."""
+    attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
+    if request.model:
+        attrs[sc.REQUEST_MODEL] = request.model
+    if request.server_address:
+        attrs[sc.SERVER_ADDRESS] = request.server_address
+    if request.server_port:
+        attrs[sc.SERVER_PORT] = request.server_port
+    attrs.update(request.params)
+    return attrs
+
+
+def _begin(recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+    for name in endpoint.materialize:
+        value = kwargs.get(name)
+        if (
+            value is not None
+            and not isinstance(value, (list, tuple, dict, str, bytes))
+            and _is_iterator(value)
+        ):
+            kwargs[name] = list(value)
+    if endpoint.adjust is not None:
+        run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
+    request = run_hook(f"{endpoint.name}.read_request", endpoint.read_request, instance, kwargs)
+    if request is None:
+        return None
+    call: ModelCall | None = run_hook("lifecycle.start_span", ModelCall, recorder, endpoint, request)
+    helper_calls = _HELPER_CALLS.get()
+    if call is not None and helper_calls is not None:
+        helper_calls.append(call)
+    return call
+
+
+def _is_iterator(value: Any) -> bool:
+    return hasattr(value, "__next__") and iter(value) is value
+
+
+def _fail(call: ModelCall, exc: BaseException) -> None:
+    run_hook("lifecycle.record_error", call.finish, None, exc)
+
+
+def model_call_wrapper(recorder: Any, endpoint: Endpoint, *, is_async: bool) -> Callable[..., Any]:
+    """A wrapt wrapper for one client method; ``recorder`` records the calls."""
+    if is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            if not recorder.switch.enabled or IN_MODEL_CALL.get():
+                return await wrapped(*args, **kwargs)
+            call = _begin(recorder, endpoint, instance, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            token = otel_context.attach(trace.set_span_in_context(call.span))
+            nested = IN_MODEL_CALL.set(True)
+            try:
+                result = await wrapped(*args, **kwargs)
+            except BaseException as exc:
+                _fail(call, exc)
+                raise
+            finally:
+                IN_MODEL_CALL.reset(nested)
+                otel_context.detach(token)
+            return _on_result(call, result, True)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not recorder.switch.enabled or IN_MODEL_CALL.get():
+            return wrapped(*args, **kwargs)
+        call = _begin(recorder, endpoint, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        token = otel_context.attach(trace.set_span_in_context(call.span))
+        nested = IN_MODEL_CALL.set(True)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            _fail(call, exc)
+            raise
+        finally:
+            IN_MODEL_CALL.reset(nested)
+            otel_context.detach(token)
+        return _on_result(call, result, False)
+
+    return sync_wrapper
+
+
+def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
+    try:
+        return call.on_result(result, is_async)
+    except Exception as exc:  # noqa: BLE001 - never break the user's call
+        run_hook("lifecycle.on_result", _raise, exc)
+        call.finish(None)
+        return result
+
+
+def _raise(exc: BaseException) -> None:
+    raise exc
+
+
+def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
+    """Wrap a ``stream()`` helper that returns a context manager and calls the
+    (wrapped) ``create`` inside ``__enter__``: the span comes from ``create``;
+    this only makes the helper's exit end it."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        manager = wrapped(*args, **kwargs)
+        if not recorder.switch.enabled:
+            return manager
+        return (
+            run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
+        )
+
+    return wrapper

@@ -1,0 +1,105 @@
+"""What happened in one model call, in provider-neutral terms.
+
+Adapters fill these plain objects from a client library's request, response
+and stream chunks; the lifecycle, the engine and content capture read only
+these. Keeping *what happened* apart from *how it is recorded* is what lets
+one lifecycle serve every provider (the same split as opentelemetry-util-genai).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+AttributeValue = Union[str, bool, int, float, "list[str]", "list[int]", "list[float]", "list[bool]"]
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A tool call the model asked for (or that history carries)."""
+
+    name: str
+    arguments: str  # JSON text as the provider sent it
+    id: str = ""
+
+
+@dataclass(slots=True)
+class ToolDefinition:
+    """A tool offered to the model. ``parameters_json`` is compact JSON."""
+
+    name: str
+    description: str = ""
+    parameters_json: str = ""
+
+
+@dataclass(slots=True)
+class ContextItem:
+    """One message of the request's context.
+
+    ``role`` is normalised to system, user, assistant or tool (tool results).
+    ``text`` is the message's text content (parts joined); images and audio are
+    not counted.
+    """
+
+    role: str
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_call_id: str = ""
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token usage as the provider reported it, mapped to semconv meaning.
+
+    ``input_tokens`` INCLUDES cached tokens and ``output_tokens`` includes
+    reasoning tokens, for every provider (adapters do the arithmetic).
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class CallRequest:
+    """What the user asked for, read by the adapter before the call."""
+
+    operation: str
+    provider: str
+    model: str | None
+    server_address: str | None = None
+    server_port: int | None = None
+    params: dict[str, AttributeValue] = field(default_factory=dict)
+    messages: list[ContextItem] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
+    stream: bool = False
+    # Responses API: history the server holds (previous_response_id / conversation).
+    server_history_ref: str | None = None
+
+
+@dataclass(slots=True)
+class CallResult:
+    """What came back: from a response object or accumulated stream chunks."""
+
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage | None = None
+    output_text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    output_type: str | None = None
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """A finished model call as the engine sees it."""
+
+    request: CallRequest
+    result: CallResult | None
+    error_type: str | None = None
+    duration_s: float = 0.0
+    # Set by the lifecycle when usage had to be counted locally.
+    usage_estimated: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)

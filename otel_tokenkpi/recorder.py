@@ -1,0 +1,111 @@
+"""How a finished call is recorded: span attributes and GenAI metrics.
+
+One :class:`Recorder` per instrumentor holds the tracer, the meters and the
+switch. The lifecycle (:mod:`otel_tokenkpi.lifecycle`) says *when*; this
+module says *what* gets written. The engine is fed for every call, recording
+or not, so metrics and state stay complete under head sampling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+from . import content
+from . import semconv as sc
+from ._safety import _Switch, run_hook
+from .engine import ENGINE
+from .record import CallRecord
+
+
+class Recorder:
+    def __init__(
+        self,
+        scope: str,
+        version: str,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+    ) -> None:
+        self.switch = _Switch()
+        self.tracer = trace.get_tracer(scope, version, tracer_provider)
+        meter = metrics.get_meter(scope, version, meter_provider)
+        self.token_usage = meter.create_histogram(
+            sc.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
+        )
+        self.duration = meter.create_histogram(
+            sc.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        )
+        self.capture_content = content.capture_enabled()
+
+    def record_call(self, span: Span, record: CallRecord, error: BaseException | None) -> None:
+        tokenkpi_attrs = run_hook("engine.call_attributes", ENGINE.call_attributes, record, default={})
+        if span.is_recording():
+            run_hook("recorder.span_attributes", self._write_span, span, record, tokenkpi_attrs, error)
+        run_hook("recorder.metrics", self._write_metrics, record)
+
+    def _write_span(self, span: Span, record: CallRecord, extra: dict[str, Any], error: Any) -> None:
+        attrs: dict[str, Any] = {}
+        result = record.result
+        if result is not None:
+            if result.response_id:
+                attrs[sc.RESPONSE_ID] = result.response_id
+            if result.response_model:
+                attrs[sc.RESPONSE_MODEL] = result.response_model
+            if result.finish_reasons:
+                attrs[sc.RESPONSE_FINISH_REASONS] = result.finish_reasons
+            if result.output_type:
+                attrs[sc.OUTPUT_TYPE] = result.output_type
+            usage = result.usage
+            if usage is not None:
+                for key, value in (
+                    (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
+                    (sc.USAGE_OUTPUT_TOKENS, usage.output_tokens),
+                    (sc.USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
+                    (sc.USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens),
+                    (sc.USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
+                ):
+                    if value is not None:
+                        attrs[key] = value
+        attrs.update(extra)
+        if self.capture_content:
+            attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request)
+            system = content.system_instructions_json(record.request)
+            if system:
+                attrs[sc.SYSTEM_INSTRUCTIONS] = system
+            if result is not None:
+                attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result)
+        if record.error_type is not None:
+            attrs[sc.ERROR_TYPE] = record.error_type
+            span.set_status(Status(StatusCode.ERROR, str(error) if error is not None else None))
+        span.set_attributes(attrs)
+
+    def _write_metrics(self, record: CallRecord) -> None:
+        request = record.request
+        attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
+        if request.model:
+            attrs[sc.REQUEST_MODEL] = request.model
+        if request.server_address:
+            attrs[sc.SERVER_ADDRESS] = request.server_address
+        if request.server_port:
+            attrs[sc.SERVER_PORT] = request.server_port
+        result = record.result
+        if result is not None and result.response_model:
+            attrs[sc.RESPONSE_MODEL] = result.response_model
+        if record.error_type is not None:
+            attrs[sc.ERROR_TYPE] = record.error_type
+        self.duration.record(record.duration_s, attrs)
+        usage = result.usage if result is not None else None
+        if usage is None:
+            return
+        if usage.input_tokens is not None:
+            self.token_usage.record(usage.input_tokens, {**attrs, sc.TOKEN_TYPE: "input"})
+        if usage.output_tokens is not None:
+            self.token_usage.record(usage.output_tokens, {**attrs, sc.TOKEN_TYPE: "output"})

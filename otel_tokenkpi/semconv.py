@@ -1,0 +1,76 @@
+"""Attribute and metric names, in one place.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions (Development
+stability, see shared/REFERENCE.md). They are spelled out here rather than
+imported from ``opentelemetry-semantic-conventions`` because that package lags
+the GenAI drafts and renames things between releases; our users' dashboards
+must not break when it does. ``tokenkpi.*`` names are this project's public
+contract (DESIGN.md): never rename them.
+"""
+
+# --- GenAI semantic conventions -------------------------------------------
+OPERATION_NAME = "gen_ai.operation.name"
+PROVIDER_NAME = "gen_ai.provider.name"
+CONVERSATION_ID = "gen_ai.conversation.id"
+OUTPUT_TYPE = "gen_ai.output.type"
+
+REQUEST_MODEL = "gen_ai.request.model"
+REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+REQUEST_TEMPERATURE = "gen_ai.request.temperature"
+REQUEST_TOP_P = "gen_ai.request.top_p"
+REQUEST_TOP_K = "gen_ai.request.top_k"
+REQUEST_FREQUENCY_PENALTY = "gen_ai.request.frequency_penalty"
+REQUEST_PRESENCE_PENALTY = "gen_ai.request.presence_penalty"
+REQUEST_STOP_SEQUENCES = "gen_ai.request.stop_sequences"
+REQUEST_SEED = "gen_ai.request.seed"
+REQUEST_CHOICE_COUNT = "gen_ai.request.choice.count"
+REQUEST_STREAM = "gen_ai.request.stream"
+REQUEST_ENCODING_FORMATS = "gen_ai.request.encoding_formats"
+
+RESPONSE_ID = "gen_ai.response.id"
+RESPONSE_MODEL = "gen_ai.response.model"
+RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+
+USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+# The newest draft renamed cache_creation -> cache_write; we emit the new name
+# and read both on foreign spans.
+USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+USAGE_CACHE_CREATION_INPUT_TOKENS_OLD = "gen_ai.usage.cache_creation.input_tokens"
+USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+
+INPUT_MESSAGES = "gen_ai.input.messages"
+OUTPUT_MESSAGES = "gen_ai.output.messages"
+SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
+
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+
+TOKEN_TYPE = "gen_ai.token.type"
+
+METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"
+METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
+
+# Bucket boundaries the reference code advises for the two histograms.
+TOKEN_USAGE_BUCKETS = tuple(4**i for i in range(14))  # 1, 4, 16, ... 67108864
+DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+
+# Operations that are model calls (DESIGN.md "Coexistence").
+MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
+
+# --- tokenkpi.* : the project's contract (DESIGN.md "Attribute contract") ---
+CONTEXT_WINDOW = "tokenkpi.context.window"
+CONTEXT_UTILIZATION = "tokenkpi.context.utilization"
+CONTEXT_SYSTEM_TOKENS = "tokenkpi.context.system_tokens"
+CONTEXT_TOOL_DEFINITIONS_TOKENS = "tokenkpi.context.tool_definitions_tokens"
+CONTEXT_TOOL_RESULTS_TOKENS = "tokenkpi.context.tool_results_tokens"
+CONTEXT_RESENT_TOKENS = "tokenkpi.context.resent_tokens"
+CONTEXT_NEW_TOKENS = "tokenkpi.context.new_tokens"
+TOKENS_ESTIMATED = "tokenkpi.tokens.estimated"
+TOOLS_DEFINED_COUNT = "tokenkpi.tools.defined_count"
+TOOL_CALLS_COUNT = "tokenkpi.tool_calls.count"
+TOOL_CALLS_DUPLICATE_COUNT = "tokenkpi.tool_calls.duplicate_count"
+COST_USD = "tokenkpi.cost.usd"
+WASTE_COST_USD = "tokenkpi.waste.cost.usd"

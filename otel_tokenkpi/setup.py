@@ -1,0 +1,194 @@
+"""``otel_tokenkpi.instrument()``: the one line.
+
+If no SDK TracerProvider is set, build one from the standard ``OTEL_*``
+environment (service name and resource, sampler, OTLP endpoint/protocol/
+headers, console exporter) with :class:`TokenKPISpanProcessor` wrapping the
+exporting processor, and a MeterProvider the same way. Then instrument every
+client library that is installed, found through THIS distribution's
+``opentelemetry_instrumentor`` entry points (not the whole group, which
+would instrument Flask, requests and whatever else is installed).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import threading
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
+
+from . import prices, tokens
+from ._safety import logger
+from .processor import TokenKPISpanProcessor
+
+DISTRIBUTION = "otel-tokenkpi"
+_OPTIONS = {
+    "model_aliases",
+    "allow_tokenizer_download",
+    "inject_stream_usage",
+    "console",
+    "tracer_provider",
+    "meter_provider",
+}
+
+_lock = threading.Lock()
+_instrumentors: list[Any] = []
+_created_tracer_provider: Any = None
+
+
+def _env_list(name: str) -> list[str]:
+    return [v.strip() for v in os.environ.get(name, "").split(",") if v.strip()]
+
+
+def _sdk_disabled() -> bool:
+    return os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
+
+
+def _otlp_protocol(signal: str) -> str:
+    value = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
+    )
+    return value.strip()
+
+
+def _span_exporters(console: bool) -> list[tuple[Any, bool]]:
+    """(exporter, batch?) pairs from OTEL_TRACES_EXPORTER (default otlp)."""
+    names = _env_list("OTEL_TRACES_EXPORTER") or ["otlp"]
+    if console and "console" not in names:
+        names.append("console")
+    exporters: list[tuple[Any, bool]] = []
+    for name in names:
+        if name == "otlp":
+            if _otlp_protocol("traces") == "http/protobuf":
+                from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
+            exporters.append((OTLPSpanExporter(), True))
+        elif name == "console":
+            from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+            exporters.append((ConsoleSpanExporter(), False))
+        elif name != "none":
+            logger.warning("otel-tokenkpi: unsupported OTEL_TRACES_EXPORTER value %r ignored", name)
+    return exporters
+
+
+def _metric_readers(console: bool) -> list[Any]:
+    from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
+
+    names = _env_list("OTEL_METRICS_EXPORTER") or ["otlp"]
+    readers = []
+    for name in names:
+        if name == "otlp":
+            if _otlp_protocol("metrics") == "http/protobuf":
+                from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+            else:
+                from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # type: ignore[assignment]
+                    OTLPMetricExporter,
+                )
+            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+        elif name == "console":
+            readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
+    return readers
+
+
+def _configure_sdk(console: bool) -> None:
+    """Create and set global providers when nobody configured the SDK."""
+    global _created_tracer_provider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        if not any(isinstance(p, TokenKPISpanProcessor) for p in _span_processors(current)):
+            logger.info(
+                "otel-tokenkpi: an SDK TracerProvider is already set; per-call tokenkpi.* attributes are on. "
+                "For trace roll-ups wrap your exporting processor: provider.add_span_processor("
+                "TokenKPISpanProcessor(BatchSpanProcessor(exporter)))"
+            )
+        return
+    if _sdk_disabled() or _created_tracer_provider is not None:
+        return
+    resource = Resource.create()
+    provider = TracerProvider(resource=resource)
+    for exporter, batch in _span_exporters(console):
+        inner = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
+        provider.add_span_processor(TokenKPISpanProcessor(inner))
+    trace.set_tracer_provider(provider)
+    _created_tracer_provider = provider
+    if not isinstance(metrics.get_meter_provider(), MeterProvider):
+        metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=_metric_readers(console)))
+
+
+def _span_processors(provider: Any) -> list[Any]:
+    active = getattr(provider, "_active_span_processor", None)
+    return list(getattr(active, "_span_processors", ()) or ())
+
+
+def _our_entry_points() -> list[importlib.metadata.EntryPoint]:
+    found = []
+    for ep in importlib.metadata.entry_points(group="opentelemetry_instrumentor"):
+        dist = getattr(ep, "dist", None)
+        if dist is not None and dist.metadata["Name"].lower().replace("_", "-") == DISTRIBUTION:
+            found.append(ep)
+    return found
+
+
+def instrument(**options: Any) -> None:
+    """Set up the SDK if needed and instrument every installed supported library.
+
+    Options: ``model_aliases`` (model or deployment name -> priced model id),
+    ``allow_tokenizer_download`` (let tiktoken data be fetched in the
+    background), ``inject_stream_usage`` (add ``stream_options.include_usage``
+    to OpenAI chat streams, so usage is exact; changes the stream: opt-in),
+    ``console`` (also print spans), ``tracer_provider`` / ``meter_provider``.
+    Calling it again does nothing.
+    """
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise TypeError(f"otel_tokenkpi.instrument() got unknown option(s): {', '.join(sorted(unknown))}")
+    aliases = options.get("model_aliases")
+    if aliases is not None and not (
+        isinstance(aliases, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
+    ):
+        raise TypeError("model_aliases must be a dict of str -> str")
+    with _lock:
+        if _instrumentors:
+            return
+        prices.configure(model_aliases=aliases)
+        tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))
+        tokens.start_loading()
+        prices.start_loading()
+        if options.get("tracer_provider") is None:
+            _configure_sdk(bool(options.get("console", False)))
+        disabled = set(_env_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
+        kwargs = {
+            k: options[k]
+            for k in ("tracer_provider", "meter_provider", "inject_stream_usage")
+            if k in options
+        }
+        for ep in _our_entry_points():
+            if ep.name in disabled:
+                continue
+            try:
+                instrumentor = ep.load()()
+                if get_dependency_conflicts(instrumentor.instrumentation_dependencies()) is not None:
+                    logger.debug("otel-tokenkpi: %s not installed; skipped", ep.name)
+                    continue
+                instrumentor.instrument(skip_dep_check=True, **kwargs)
+                _instrumentors.append(instrumentor)
+            except Exception as exc:  # noqa: BLE001 - one broken adapter must not stop the rest
+                logger.warning("otel-tokenkpi: could not instrument %s: %r", ep.name, exc)
+
+
+def uninstrument() -> None:
+    """Restore every patched method."""
+    with _lock:
+        for instrumentor in _instrumentors:
+            instrumentor.uninstrument()
+        _instrumentors.clear()

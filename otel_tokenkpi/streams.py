@@ -1,0 +1,185 @@
+"""Stream proxies: behave exactly like the client's stream, see every chunk.
+
+wrapt's ``ObjectProxy`` forwards attributes, but its special methods have
+traps (REFERENCE.md): ``__enter__`` returns the wrapped object's
+``__enter__()``, so the proxy drops out of ``with create(stream=True) as s:``;
+``__iter__`` returns ``iter(wrapped)``, which bypasses the proxy; there is no
+``__next__``/``__aiter__``/``__anext__``. So every special method the user can
+reach is overridden here, and each exit path ends the call exactly once:
+exhaustion, an error, ``close()``, the context manager's exit, and garbage
+collection of an abandoned stream.
+
+The proxies know nothing about providers: ``on_chunk`` is the adapter's
+reader and ``call`` is the lifecycle's :class:`~otel_tokenkpi.lifecycle.ModelCall`.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol
+
+import wrapt
+
+from ._safety import run_hook
+
+
+class StreamOwner(Protocol):
+    """What a proxy needs from the call it belongs to."""
+
+    def on_chunk(self, chunk: Any) -> None: ...
+    def end_stream(self, error: BaseException | None = None) -> None: ...
+
+
+class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, stream: Any, owner: StreamOwner) -> None:
+        super().__init__(stream)
+        self._self_owner = owner
+        self._self_iterator: Any = None
+
+    def __iter__(self) -> SyncStreamProxy:
+        return self
+
+    def __next__(self) -> Any:
+        if self._self_iterator is None:
+            wrapped = self.__wrapped__
+            self._self_iterator = wrapped if hasattr(wrapped, "__next__") else iter(wrapped)
+        try:
+            chunk = next(self._self_iterator)
+        except StopIteration:
+            self._self_owner.end_stream()
+            raise
+        except BaseException as exc:
+            self._self_owner.end_stream(exc)
+            raise
+        run_hook("stream.on_chunk", self._self_owner.on_chunk, chunk)
+        return chunk
+
+    def __enter__(self) -> SyncStreamProxy:
+        enter = getattr(self.__wrapped__, "__enter__", None)
+        if enter is not None:
+            enter()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__exit__", None)
+            return exit_(exc_type, exc, tb) if exit_ is not None else None
+        finally:
+            self._self_owner.end_stream()
+
+    def close(self) -> Any:
+        try:
+            return self.__wrapped__.close()
+        finally:
+            self._self_owner.end_stream()
+
+    def __del__(self) -> None:
+        # An abandoned stream (never exhausted nor closed) still ends its span.
+        owner = getattr(self, "_self_owner", None)
+        if owner is not None:
+            owner.end_stream()
+
+
+class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    def __init__(self, stream: Any, owner: StreamOwner) -> None:
+        super().__init__(stream)
+        self._self_owner = owner
+        self._self_iterator: Any = None
+
+    def __aiter__(self) -> AsyncStreamProxy:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._self_iterator is None:
+            wrapped = self.__wrapped__
+            self._self_iterator = wrapped if hasattr(wrapped, "__anext__") else wrapped.__aiter__()
+        try:
+            chunk = await self._self_iterator.__anext__()
+        except StopAsyncIteration:
+            self._self_owner.end_stream()
+            raise
+        except BaseException as exc:
+            self._self_owner.end_stream(exc)
+            raise
+        run_hook("stream.on_chunk", self._self_owner.on_chunk, chunk)
+        return chunk
+
+    async def __aenter__(self) -> AsyncStreamProxy:
+        enter = getattr(self.__wrapped__, "__aenter__", None)
+        if enter is not None:
+            await enter()
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            exit_ = getattr(self.__wrapped__, "__aexit__", None)
+            return (await exit_(exc_type, exc, tb)) if exit_ is not None else None
+        finally:
+            self._self_owner.end_stream()
+
+    def close(self) -> Any:
+        """Mirror the wrapped ``close``: a coroutine if it returns one, else plain."""
+        try:
+            result = self.__wrapped__.close()
+        except BaseException:
+            self._self_owner.end_stream()
+            raise
+        if inspect.isawaitable(result):
+            return self._await_then_end(result)
+        self._self_owner.end_stream()
+        return result
+
+    async def _await_then_end(self, awaitable: Any) -> Any:
+        try:
+            return await awaitable
+        finally:
+            self._self_owner.end_stream()
+
+    def __del__(self) -> None:
+        owner = getattr(self, "_self_owner", None)
+        if owner is not None:
+            owner.end_stream()
+
+
+class HelperManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """Proxy for a ``stream()`` helper's context manager.
+
+    Helpers such as openai's ``chat.completions.stream()`` call ``create`` on
+    ``__enter__`` (that call makes the one span) and, when left early, close
+    the HTTP response directly, so the raw stream never reports its end. The
+    manager's exit is the one reliable signal: it ends the calls opened inside
+    its ``__enter__``, not garbage collection.
+    """
+
+    def __init__(self, manager: Any, collect: Any) -> None:
+        super().__init__(manager)
+        self._self_collect = collect  # context manager yielding a list of calls opened inside
+        self._self_calls: list[StreamOwner] = []
+
+    def __enter__(self) -> Any:
+        with self._self_collect() as calls:
+            try:
+                return self.__wrapped__.__enter__()
+            finally:
+                self._self_calls = calls
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return self.__wrapped__.__exit__(exc_type, exc, tb)
+        finally:
+            for call in self._self_calls:
+                call.end_stream()
+
+    async def __aenter__(self) -> Any:
+        with self._self_collect() as calls:
+            try:
+                return await self.__wrapped__.__aenter__()
+            finally:
+                self._self_calls = calls
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        try:
+            return await self.__wrapped__.__aexit__(exc_type, exc, tb)
+        finally:
+            for call in self._self_calls:
+                call.end_stream()

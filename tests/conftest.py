@@ -1,0 +1,108 @@
+"""Shared fixtures: offline tokenizer data, the fake OpenAI server, and an
+instrumented OpenAI SDK recording into in-memory SDK exporters."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from seed_tiktoken_cache import seed  # noqa: E402
+
+from otel_tokenkpi import TokenKPISpanProcessor, prices, tokens  # noqa: E402
+from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer  # noqa: E402
+
+
+def pytest_configure(config: Any) -> None:
+    # Tests never reach the network: tiktoken reads a seeded cache dir.
+    if not os.environ.get("TIKTOKEN_CACHE_DIR"):
+        os.environ["TIKTOKEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="tiktoken-cache-")
+    seed(os.environ["TIKTOKEN_CACHE_DIR"])
+    os.environ.pop("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", None)
+
+
+@pytest.fixture(scope="session")
+def loaded_data() -> None:
+    """Exact token counts and prices from the first call on."""
+    tokens.start_loading()
+    prices.start_loading()
+    assert tokens.wait_until_loaded(30)
+    assert prices.wait_until_loaded(30)
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server: FakeOpenAIServer) -> FakeOpenAIServer:
+    server.reset()
+    return server
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.exporter = InMemorySpanExporter()
+        self.tracer_provider = TracerProvider()
+        self.tracer_provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(self.exporter)))
+        self.metric_reader = InMemoryMetricReader()
+        self.meter_provider = MeterProvider(metric_readers=[self.metric_reader])
+
+    def spans(self) -> list[ReadableSpan]:
+        return list(self.exporter.get_finished_spans())
+
+    def span(self) -> ReadableSpan:
+        spans = self.spans()
+        assert len(spans) == 1, [s.name for s in spans]
+        return spans[0]
+
+    def metric_points(self, name: str) -> list[Any]:
+        data = self.metric_reader.get_metrics_data()
+        points = []
+        for rm in data.resource_metrics if data else []:
+            for sm in rm.scope_metrics:
+                for metric in sm.metrics:
+                    if metric.name == name:
+                        points.extend(metric.data.data_points)
+        return points
+
+
+@pytest.fixture
+def telemetry(loaded_data: None) -> Iterator[Telemetry]:
+    from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+
+    t = Telemetry()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
+    try:
+        yield t
+    finally:
+        instrumentor.uninstrument()
+
+
+@pytest.fixture
+def openai_client(fake: FakeOpenAIServer) -> Any:
+    import openai
+
+    return openai.OpenAI(api_key="sk-test", base_url=fake.url + "/v1", max_retries=0)
+
+
+@pytest.fixture
+def async_openai_client(fake: FakeOpenAIServer) -> Any:
+    import openai
+
+    return openai.AsyncOpenAI(api_key="sk-test", base_url=fake.url + "/v1", max_retries=0)
