@@ -140,9 +140,7 @@ def conversation(client: Any, rng: random.Random, turns: int, pairs: Pairs) -> N
         {"role": "user", "content": "Summarise everything the docs say about caching."},
     ]
     for turn in range(turns):
-        response = pairs.run(
-            lambda: client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
-        )
+        response = pairs.run(lambda: client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS))
         call = response.choices[0].message.tool_calls[0]
         messages.append(
             {
@@ -161,9 +159,7 @@ def conversation(client: Any, rng: random.Random, turns: int, pairs: Pairs) -> N
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--short-calls", type=int, default=50)
     parser.add_argument("--turns", type=int, default=50)
@@ -178,9 +174,9 @@ def main() -> None:
     import openai
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 
     from otel_tokenkpi import TokenKPISpanProcessor, prices, tokens
+    from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 
     tokens.start_loading()
     prices.start_loading()
@@ -221,16 +217,10 @@ def main() -> None:
     per_turn_added = [t.added() for t in turns]
     plain_turn = statistics.median(x for t in turns for x in t.plain)
     added_turn = statistics.median(per_turn_added)
-    print(
-        f"rounds={args.rounds} short_calls/round={args.short_calls} turns={args.turns} "
-        "(paired, alternating order)"
-    )
+    print(f"rounds={args.rounds} short_calls/round={args.short_calls} turns={args.turns} (paired, alternating order)")
     print("| workload | plain median (us) | added median (us) | ratio instrumented/plain |")
     print("|---|---|---|---|")
-    print(
-        f"| short chat call | {us(plain_short):.0f} | {us(added_short):.0f} | "
-        f"{1 + added_short / plain_short:.3f} |"
-    )
+    print(f"| short chat call | {us(plain_short):.0f} | {us(added_short):.0f} | {1 + added_short / plain_short:.3f} |")
     print(
         f"| {args.turns}-turn conversation, per call | {us(plain_turn):.0f} | {us(added_turn):.0f} | "
         f"{1 + added_turn / plain_turn:.3f} |"

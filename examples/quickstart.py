@@ -1,7 +1,7 @@
 """One line, one OpenAI call.
 
-    pip install "otel-tokenkpi[openai]"
-    OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OPENAI_API_KEY=sk-... python examples/quickstart.py
+pip install "otel-tokenkpi[openai]"
+OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317 OPENAI_API_KEY=sk-... python examples/quickstart.py
 """
 
 import openai

@@ -10,7 +10,15 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
+from otel_tokenkpi.record import (
+    CallRequest,
+    CallResult,
+    ContextItem,
+    OutputMessage,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 
 from ._shapes import as_list, compact_json, get, given, param_number, stop_sequences, text_of
 
@@ -32,9 +40,7 @@ def read_tool_calls(message: Any) -> list[ToolCall]:
         else:  # custom tools carry {"custom": {"name", "input"}}
             custom = get(call, "custom")
             calls.append(
-                ToolCall(
-                    name=get(custom, "name", ""), arguments=get(custom, "input", ""), id=get(call, "id", "")
-                )
+                ToolCall(name=get(custom, "name", ""), arguments=get(custom, "input", ""), id=get(call, "id", ""))
             )
     legacy = get(message, "function_call")
     if legacy is not None:
@@ -132,17 +138,17 @@ def read_response(response: Any) -> CallResult:
         response_model=get(response, "model") or None,
         usage=read_usage(get(response, "usage")),
     )
-    texts = []
     for choice in as_list(get(response, "choices")):
-        reason = get(choice, "finish_reason")
-        if reason:
-            result.finish_reasons.append(str(reason))
         message = get(choice, "message")
         content = get(message, "content")
-        if isinstance(content, str):
-            texts.append(content)
-        result.tool_calls.extend(read_tool_calls(message))
-    result.output_text = "".join(texts)
+        reason = get(choice, "finish_reason")
+        result.outputs.append(
+            OutputMessage(
+                text=content if isinstance(content, str) else "",
+                tool_calls=read_tool_calls(message),
+                finish_reason=str(reason) if reason else None,
+            )
+        )
     return result
 
 
@@ -154,7 +160,7 @@ class ChunkReader:
         self._result = CallResult()
         self._texts: dict[int, list[str]] = {}
         self._finish: dict[int, str] = {}
-        self._tools: dict[tuple[int, int], list[Any]] = {}  # (choice, index) -> [id, name, [arg pieces]]
+        self._tools: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, [arg pieces]]
 
     def feed(self, chunk: Any) -> None:
         result = self._result
@@ -177,7 +183,7 @@ class ChunkReader:
             if text:
                 self._texts.setdefault(index, []).append(text)
             for call in as_list(get(delta, "tool_calls")):
-                slot = self._tools.setdefault((index, get(call, "index", 0)), ["", "", []])
+                slot = self._tools.setdefault(index, {}).setdefault(get(call, "index", 0), ["", "", []])
                 slot[0] = get(call, "id") or slot[0]
                 function = get(call, "function")
                 slot[1] = get(function, "name") or slot[1]
@@ -186,7 +192,7 @@ class ChunkReader:
                     slot[2].append(piece)
             legacy = get(delta, "function_call")
             if legacy is not None:
-                slot = self._tools.setdefault((index, -1), ["", "", []])
+                slot = self._tools.setdefault(index, {}).setdefault(-1, ["", "", []])
                 slot[1] = get(legacy, "name") or slot[1]
                 piece = get(legacy, "arguments")
                 if piece:
@@ -194,10 +200,16 @@ class ChunkReader:
 
     def result(self) -> CallResult:
         result = self._result
-        result.finish_reasons = [self._finish[i] for i in sorted(self._finish)]
-        result.output_text = "".join("".join(self._texts[i]) for i in sorted(self._texts))
-        result.tool_calls = [
-            ToolCall(name=name, arguments="".join(pieces), id=call_id)
-            for (_, _), (call_id, name, pieces) in sorted(self._tools.items())
+        choices = sorted(set(self._texts) | set(self._finish) | set(self._tools))
+        result.outputs = [
+            OutputMessage(
+                text="".join(self._texts.get(i, ())),
+                tool_calls=[
+                    ToolCall(name=name, arguments="".join(pieces), id=call_id)
+                    for _, (call_id, name, pieces) in sorted(self._tools.get(i, {}).items())
+                ],
+                finish_reason=self._finish.get(i),
+            )
+            for i in choices
         ]
         return result

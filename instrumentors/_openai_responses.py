@@ -11,7 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
+from otel_tokenkpi.record import (
+    CallRequest,
+    CallResult,
+    ContextItem,
+    OutputMessage,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 
 from ._shapes import as_list, compact_json, get, param_number, text_of
 
@@ -68,7 +76,7 @@ def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     messages = []
     instructions = get(kwargs, "instructions")
     if isinstance(instructions, str) and instructions:
-        messages.append(ContextItem(role="system", text=instructions))
+        messages.append(ContextItem(role="system", text=instructions, is_instructions=True))
     for item in as_list(kwargs.get("input")):
         message = read_input_item(item)
         if message is not None:
@@ -105,40 +113,33 @@ def _finish_reason(response: Any, has_tool_calls: bool) -> str | None:
     return None
 
 
-def read_output_items(items: Any, result: CallResult) -> None:
-    texts = []
+def read_output_items(items: Any) -> OutputMessage:
+    """All output items of one response as one output message."""
+    texts, calls = [], []
     for item in as_list(items):
         kind = get(item, "type")
         if kind == "message":
             texts.append(text_of(get(item, "content"), _TEXT_KEYS))
         elif kind == "function_call":
-            result.tool_calls.append(
-                ToolCall(
-                    name=get(item, "name", ""),
-                    arguments=get(item, "arguments", ""),
-                    id=get(item, "call_id", ""),
-                )
+            calls.append(
+                ToolCall(name=get(item, "name", ""), arguments=get(item, "arguments", ""), id=get(item, "call_id", ""))
             )
         elif kind == "custom_tool_call":
-            result.tool_calls.append(
-                ToolCall(
-                    name=get(item, "name", ""), arguments=get(item, "input", ""), id=get(item, "call_id", "")
-                )
+            calls.append(
+                ToolCall(name=get(item, "name", ""), arguments=get(item, "input", ""), id=get(item, "call_id", ""))
             )
-    result.output_text = "".join(texts)
+    return OutputMessage(text="".join(texts), tool_calls=calls)
 
 
 def read_response(response: Any) -> CallResult:
-    result = CallResult(
+    output = read_output_items(get(response, "output"))
+    output.finish_reason = _finish_reason(response, bool(output.tool_calls))
+    return CallResult(
         response_id=get(response, "id"),
         response_model=get(response, "model") or None,
         usage=read_usage(get(response, "usage")),
+        outputs=[output],
     )
-    read_output_items(get(response, "output"), result)
-    reason = _finish_reason(response, bool(result.tool_calls))
-    if reason:
-        result.finish_reasons = [reason]
-    return result
 
 
 _FINAL_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
@@ -170,6 +171,8 @@ class EventReader:
         if self._final is not None:
             return self._final
         partial = self._partial
-        read_output_items(self._items, partial)
-        partial.output_text = "".join(self._text)
+        output = read_output_items(self._items)
+        if not output.text:
+            output.text = "".join(self._text)  # text of an item not yet done
+        partial.outputs = [output]
         return partial

@@ -40,18 +40,20 @@ def _parts(item: ContextItem) -> list[dict[str, Any]]:
 
 
 def input_messages_json(request: CallRequest) -> str:
-    messages = [{"role": m.role, "parts": _parts(m)} for m in request.messages if m.role != "system"]
+    """Chat history, system messages included (semconv); top-level
+    instructions go to ``gen_ai.system_instructions`` instead."""
+    messages = [{"role": m.role, "parts": _parts(m)} for m in request.messages if not m.is_instructions]
     return json.dumps(messages, ensure_ascii=False)
 
 
 def system_instructions_json(request: CallRequest) -> str | None:
-    parts = [{"type": "text", "content": m.text} for m in request.messages if m.role == "system" and m.text]
+    parts = [{"type": "text", "content": m.text} for m in request.messages if m.is_instructions and m.text]
     return json.dumps(parts, ensure_ascii=False) if parts else None
 
 
 def output_messages_json(result: CallResult) -> str:
-    item = ContextItem(role="assistant", text=result.output_text, tool_calls=result.tool_calls)
-    message: dict[str, Any] = {"role": "assistant", "parts": _parts(item)}
-    if result.finish_reasons:
-        message["finish_reason"] = result.finish_reasons[0]
-    return json.dumps([message], ensure_ascii=False)
+    messages = []
+    for output in result.outputs:
+        item = ContextItem(role="assistant", text=output.text, tool_calls=output.tool_calls)
+        messages.append({"role": "assistant", "parts": _parts(item), "finish_reason": output.finish_reason or ""})
+    return json.dumps(messages, ensure_ascii=False)

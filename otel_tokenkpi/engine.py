@@ -86,7 +86,8 @@ def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) ->
     arguments, input from the request's content plus documented framing.
     Returns None when there is nothing to count from."""
     result = record.result
-    if result is None or result.usage is not None or record.request.operation == "embeddings":
+    # A stream left early: the model produced (and billed) tokens we never saw.
+    if result is None or result.usage is not None or not record.complete or record.request.operation == "embeddings":
         return None
     model = record.request.model
     out = tokens.count_text(result.output_text, model) if result.output_text else tokens.TokenCount(0, True)
@@ -97,9 +98,7 @@ def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) ->
         output_exact = False  # tool-call framing tokens are not in the text
     input_tokens = None
     if context is not None:
-        input_tokens = (
-            context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
-        )
+        input_tokens = context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
     record.usage_estimated = True
     # Input from local framing is never exact; output may be.
     record.extra["output_exact"] = output_exact

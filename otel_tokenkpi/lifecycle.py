@@ -119,14 +119,15 @@ class ModelCall:
         if self._reader is not None and not self._ended:
             self._reader.feed(chunk)
 
-    def end_stream(self, error: BaseException | None = None) -> None:
+    def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None:
+        """End a streamed call; ``completed`` only when the stream ran to its end."""
         if self._ended:
             return
         reader = self._reader
         result = run_hook(f"{self.endpoint.name}.stream_result", reader.result) if reader else None
-        self.finish(result, error)
+        self.finish(result, error, complete=completed and error is None)
 
-    def finish(self, result: CallResult | None, error: BaseException | None = None) -> None:
+    def finish(self, result: CallResult | None, error: BaseException | None = None, complete: bool = True) -> None:
         """End the call exactly once, whoever gets here first (exhaustion,
         close, exit, an error, garbage collection)."""
         with self._lock:
@@ -138,6 +139,7 @@ class ModelCall:
             result=result,
             error_type=type(error).__qualname__ if error is not None else None,
             duration_s=time.perf_counter() - self._start,
+            complete=complete,
         )
         run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error)
         self.span.end()
@@ -165,11 +167,7 @@ def _start_attributes(request: CallRequest) -> dict[str, Any]:
 def _begin(recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
     for name in endpoint.materialize:
         value = kwargs.get(name)
-        if (
-            value is not None
-            and not isinstance(value, (list, tuple, dict, str, bytes))
-            and _is_iterator(value)
-        ):
+        if value is not None and not isinstance(value, (list, tuple, dict, str, bytes)) and _is_iterator(value):
             kwargs[name] = list(value)
     if endpoint.adjust is not None:
         run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
@@ -258,8 +256,6 @@ def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
         manager = wrapped(*args, **kwargs)
         if not recorder.switch.enabled:
             return manager
-        return (
-            run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
-        )
+        return run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
 
     return wrapper

@@ -45,6 +45,9 @@ class ContextItem:
     text: str = ""
     tool_calls: list[ToolCall] = field(default_factory=list)
     tool_call_id: str = ""
+    # True for top-level instructions (Responses ``instructions``, Anthropic ``system``):
+    # recorded as gen_ai.system_instructions, not as a chat message.
+    is_instructions: bool = False
 
 
 @dataclass(slots=True)
@@ -80,16 +83,35 @@ class CallRequest:
 
 
 @dataclass(slots=True)
+class OutputMessage:
+    """One choice / output message of a response."""
+
+    text: str = ""
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
 class CallResult:
     """What came back: from a response object or accumulated stream chunks."""
 
     response_id: str | None = None
     response_model: str | None = None
-    finish_reasons: list[str] = field(default_factory=list)
+    outputs: list[OutputMessage] = field(default_factory=list)
     usage: Usage | None = None
-    output_text: str = ""
-    tool_calls: list[ToolCall] = field(default_factory=list)
     output_type: str | None = None
+
+    @property
+    def finish_reasons(self) -> list[str]:
+        return [o.finish_reason for o in self.outputs if o.finish_reason]
+
+    @property
+    def output_text(self) -> str:
+        return "".join(o.text for o in self.outputs)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        return [call for o in self.outputs for call in o.tool_calls]
 
 
 @dataclass(slots=True)
@@ -100,6 +122,9 @@ class CallRecord:
     result: CallResult | None
     error_type: str | None = None
     duration_s: float = 0.0
+    # False for a stream left before its end (closed, exited, abandoned, failed):
+    # what the model produced and billed was not all seen.
+    complete: bool = True
     # Set by the lifecycle when usage had to be counted locally.
     usage_estimated: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -75,12 +75,13 @@ class Recorder:
                     if value is not None:
                         attrs[key] = value
         attrs.update(extra)
-        if self.capture_content:
+        if self.capture_content and record.request.operation != "embeddings":
             attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request)
             system = content.system_instructions_json(record.request)
             if system:
                 attrs[sc.SYSTEM_INSTRUCTIONS] = system
-            if result is not None:
+            # A stream left early has no finish reason: its output is not a semconv output message.
+            if result is not None and record.complete and result.outputs:
                 attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result)
         if record.error_type is not None:
             attrs[sc.ERROR_TYPE] = record.error_type

@@ -103,8 +103,10 @@ def _configure_sdk(console: bool) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 
     current = trace.get_tracer_provider()
-    if isinstance(current, TracerProvider):
-        if not any(isinstance(p, TokenKPISpanProcessor) for p in _span_processors(current)):
+    if not isinstance(current, trace.ProxyTracerProvider):  # somebody set a provider: keep theirs
+        if isinstance(current, TracerProvider) and not any(
+            isinstance(p, TokenKPISpanProcessor) for p in _span_processors(current)
+        ):
             logger.info(
                 "otel-tokenkpi: an SDK TracerProvider is already set; per-call tokenkpi.* attributes are on. "
                 "For trace roll-ups wrap your exporting processor: provider.add_span_processor("
@@ -132,8 +134,11 @@ def _span_processors(provider: Any) -> list[Any]:
 def _our_entry_points() -> list[importlib.metadata.EntryPoint]:
     found = []
     for ep in importlib.metadata.entry_points(group="opentelemetry_instrumentor"):
-        dist = getattr(ep, "dist", None)
-        if dist is not None and dist.metadata["Name"].lower().replace("_", "-") == DISTRIBUTION:
+        try:
+            name = ep.dist.metadata["Name"] if ep.dist is not None else None
+        except Exception:  # noqa: BLE001 - a broken foreign distribution is not our business
+            continue
+        if isinstance(name, str) and name.lower().replace("_", "-") == DISTRIBUTION:
             found.append(ep)
     return found
 
@@ -153,8 +158,7 @@ def instrument(**options: Any) -> None:
         raise TypeError(f"otel_tokenkpi.instrument() got unknown option(s): {', '.join(sorted(unknown))}")
     aliases = options.get("model_aliases")
     if aliases is not None and not (
-        isinstance(aliases, dict)
-        and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
+        isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
     ):
         raise TypeError("model_aliases must be a dict of str -> str")
     with _lock:
@@ -167,11 +171,7 @@ def instrument(**options: Any) -> None:
         if options.get("tracer_provider") is None:
             _configure_sdk(bool(options.get("console", False)))
         disabled = set(_env_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
-        kwargs = {
-            k: options[k]
-            for k in ("tracer_provider", "meter_provider", "inject_stream_usage")
-            if k in options
-        }
+        kwargs = {k: options[k] for k in ("tracer_provider", "meter_provider", "inject_stream_usage") if k in options}
         for ep in _our_entry_points():
             if ep.name in disabled:
                 continue

@@ -27,7 +27,7 @@ class StreamOwner(Protocol):
     """What a proxy needs from the call it belongs to."""
 
     def on_chunk(self, chunk: Any) -> None: ...
-    def end_stream(self, error: BaseException | None = None) -> None: ...
+    def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None: ...
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
@@ -46,7 +46,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             chunk = next(self._self_iterator)
         except StopIteration:
-            self._self_owner.end_stream()
+            self._self_owner.end_stream(completed=True)
             raise
         except BaseException as exc:
             self._self_owner.end_stream(exc)
@@ -96,7 +96,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         try:
             chunk = await self._self_iterator.__anext__()
         except StopAsyncIteration:
-            self._self_owner.end_stream()
+            self._self_owner.end_stream(completed=True)
             raise
         except BaseException as exc:
             self._self_owner.end_stream(exc)

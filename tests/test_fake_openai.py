@@ -20,9 +20,7 @@ from openai import AsyncOpenAI, OpenAI
 
 try:
     from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall, _Handler
-except (
-    ModuleNotFoundError
-):  # package not installed and plain `pytest` (tests/ is no package): use the checkout
+except ModuleNotFoundError:  # package not installed and plain `pytest` (tests/ is no package): use the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall, _Handler
 
@@ -130,9 +128,7 @@ def test_chat_parallel_tool_calls(server: FakeOpenAIServer, client: OpenAI) -> N
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-def test_chat_stream_text_deltas_and_usage(
-    server: FakeOpenAIServer, client: OpenAI, include_usage: bool
-) -> None:
+def test_chat_stream_text_deltas_and_usage(server: FakeOpenAIServer, client: OpenAI, include_usage: bool) -> None:
     text = "Hello  there,\nworld! "
     server.enqueue(Reply(text=text, prompt_tokens=7, completion_tokens=4))
     options = {"stream_options": {"include_usage": True}} if include_usage else {}
@@ -165,9 +161,7 @@ def test_chat_stream_text_chunks(server: FakeOpenAIServer, client: OpenAI) -> No
 
 def test_chat_stream_parallel_tool_calls_assemble(server: FakeOpenAIServer, client: OpenAI) -> None:
     server.enqueue(Reply(text=None, tool_calls=THREE_CALLS))
-    stream = client.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, tools=[WEATHER_TOOL], stream=True
-    )
+    stream = client.chat.completions.create(model="gpt-4o", messages=MESSAGES, tools=[WEATHER_TOOL], stream=True)
     assembled: dict[int, dict[str, str]] = {}
     first_deltas = 0
     finish_reasons = []
@@ -194,9 +188,7 @@ def test_chat_stream_parallel_tool_calls_assemble(server: FakeOpenAIServer, clie
 
 
 def test_chat_stream_helper_final_completion(server: FakeOpenAIServer, client: OpenAI) -> None:
-    server.enqueue(
-        Reply(text="Sunny today", tool_calls=THREE_CALLS[:1], prompt_tokens=30, completion_tokens=9)
-    )
+    server.enqueue(Reply(text="Sunny today", tool_calls=THREE_CALLS[:1], prompt_tokens=30, completion_tokens=9))
     with client.chat.completions.stream(
         model="gpt-4o", messages=MESSAGES, tools=[WEATHER_TOOL], stream_options={"include_usage": True}
     ) as stream:
@@ -204,9 +196,7 @@ def test_chat_stream_helper_final_completion(server: FakeOpenAIServer, client: O
 
     message = final.choices[0].message
     assert message.content == "Sunny today"
-    assert [(c.id, c.function.arguments) for c in message.tool_calls or []] == [
-        ("call_1", '{"city": "Paris"}')
-    ]
+    assert [(c.id, c.function.arguments) for c in message.tool_calls or []] == [("call_1", '{"city": "Paris"}')]
     assert final.choices[0].finish_reason == "tool_calls"
     assert final.usage is not None
     assert (final.usage.prompt_tokens, final.usage.completion_tokens, final.usage.total_tokens) == (30, 9, 39)
@@ -449,9 +439,7 @@ def test_connection_reuse_is_fast_and_does_not_hang(server: FakeOpenAIServer, cl
 
 async def test_async_connection_reuse_does_not_hang(server: FakeOpenAIServer, aclient: AsyncOpenAI) -> None:
     for _ in range(5):
-        async for _chunk in await aclient.chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True
-        ):
+        async for _chunk in await aclient.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True):
             pass
         await aclient.responses.create(model="gpt-4.1", input="x")
     assert [r.body["model"] for r in server.requests if r.body] == ["gpt-4o", "gpt-4.1"] * 5

@@ -98,6 +98,7 @@ def test_uninstrument_leaves_no_wrapper():
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument()
     patched = [(p.module, p.cls, p.method) for p in instrumentor.patches()]
+
     def owners():
         for module, cls, method in patched:
             yield vars(getattr(importlib.import_module(module), cls))[method]

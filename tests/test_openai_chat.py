@@ -179,7 +179,8 @@ def test_pydantic_history_messages_are_read(telemetry, fake, openai_client):
 
 
 @pytest.mark.parametrize(
-    ("status", "error"), [(429, openai.RateLimitError), (500, openai.InternalServerError), (400, openai.BadRequestError)]
+    ("status", "error"),
+    [(429, openai.RateLimitError), (500, openai.InternalServerError), (400, openai.BadRequestError)],
 )
 def test_http_errors_pass_through_and_mark_the_span(telemetry, fake, openai_client, status, error):
     fake.enqueue(Reply(status=status, error_message=f"boom {status}"))

@@ -47,9 +47,7 @@ def test_stream_without_usage_counts_output_locally(telemetry, fake, openai_clie
 
 def test_stream_with_usage_is_exact(telemetry, fake, openai_client):
     fake.enqueue(Reply(text=ANSWER, prompt_tokens=31, completion_tokens=12, cached_tokens=16))
-    stream = openai_client.chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, stream=True, stream_options=USAGE
-    )
+    stream = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True, stream_options=USAGE)
     for _ in stream:
         pass
     attrs = telemetry.span().attributes
@@ -109,8 +107,11 @@ def test_close_early_ends_once_with_partial_output(telemetry, fake, openai_clien
     text = "".join(c.choices[0].delta.content or "" for c in seen)
     assert text and text != "one two three four five six"
     span = telemetry.span()
-    assert span.attributes["gen_ai.usage.output_tokens"] == tokens_of(text)
+    # Left early: the model produced (and billed) more than we saw, so no usage is claimed.
+    assert "gen_ai.usage.output_tokens" not in span.attributes
+    assert "tokenkpi.cost.usd" not in span.attributes
     assert "gen_ai.response.finish_reasons" not in span.attributes
+    assert span.attributes["gen_ai.response.id"] == seen[0].id
     assert stream.response.is_closed
 
 
@@ -141,8 +142,8 @@ def test_connection_cut_mid_stream(telemetry, fake, openai_client):
             seen.append(chunk)
     span = telemetry.span()
     assert span.attributes["error.type"] == "APIConnectionError"
-    text = "".join(c.choices[0].delta.content or "" for c in seen)
-    assert span.attributes["gen_ai.usage.output_tokens"] == tokens_of(text)
+    assert 0 < len(seen) <= 3  # what arrived before the cut
+    assert "gen_ai.usage.output_tokens" not in span.attributes
 
 
 def test_malformed_sse_raises_sdk_error_and_records_it(telemetry, fake, openai_client):
@@ -173,7 +174,9 @@ def test_stream_helper_left_early_ends_on_exit(telemetry, fake, openai_client):
                 break
         assert telemetry.spans() == []
     span = telemetry.span()  # ended by the helper's exit, not garbage collection
-    assert span.attributes["gen_ai.usage.output_tokens"] == tokens_of(first_delta)
+    assert first_delta
+    assert span.attributes["gen_ai.response.id"].startswith("chatcmpl-")
+    assert "gen_ai.usage.output_tokens" not in span.attributes
 
 
 def test_raw_response_stream_is_proxied(telemetry, fake, openai_client):

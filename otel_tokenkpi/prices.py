@@ -1,0 +1,277 @@
+"""Prices and context windows from genai-prices' bundled data, resolved once per (provider, model).
+
+Why this shape: importing genai-prices costs ~160-200 ms and one ``calc_price`` ~70-90 us, so neither
+belongs on a user's call. The import runs in one daemon thread; each (provider, model) is resolved once
+into a small frozen ``ModelInfo`` of floats, and ``cost_usd`` is plain arithmetic. Until the import has
+finished, ``lookup`` returns None rather than wait.
+
+Rates are the model's standard prices when it is first resolved: no batch / priority service tier, no
+time-of-day window, and for tiered prices (e.g. Anthropic and Gemini above 200k input tokens) the BASE
+tier, so a long-context call is under-priced. Nothing here touches the network unless the user calls
+``refresh_prices_from_network()``, which starts genai-prices' own updater (``UpdatePrices``); lookups
+then re-resolve against the refreshed data.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+logger = logging.getLogger("otel_tokenkpi")
+
+# OpenTelemetry gen_ai.provider.name -> genai-prices provider id, where they differ. Other names pass
+# through: openai, anthropic, cohere, groq, deepseek and perplexity are the same in both, and genai-prices
+# matches e.g. "together_ai", "fireworks" and "openrouter" itself.
+# fmt: off
+PROVIDER_IDS = {
+    "aws.bedrock": "aws", "mistral_ai": "mistral", "x_ai": "x-ai",
+    "gcp.gemini": "google", "gcp.vertex_ai": "google", "gcp.gen_ai": "google",
+    "azure.ai.openai": "azure", "azure.ai.inference": "azure",
+    "az.ai.openai": "azure", "az.ai.inference": "azure",
+}
+# fmt: on
+_MAX_RESOLVED = 4096
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    model: str  # the priced model id it resolved to
+    provider: str  # genai-prices provider id
+    input_per_mtok: float | None
+    output_per_mtok: float | None
+    cache_read_per_mtok: float | None
+    cache_write_per_mtok: float | None
+    context_window: int | None
+
+
+_lock = threading.Lock()
+_done = threading.Event()
+_thread: threading.Thread | None = None
+_snapshots: Any = None  # genai_prices.data_snapshot once imported
+_aliases: dict[str, str] = {}
+_resolved: dict[tuple[str | None, str], ModelInfo | None] = {}
+_resolved_for: Any = None  # the DataSnapshot _resolved was computed from
+_updater: Any = None
+_refresh_requested = False
+_load_hook: Callable[[], None] | None = None  # tests: runs in the loader thread before the import
+
+
+def start_loading() -> None:
+    """Import genai-prices in one daemon thread. Returns at once; idempotent."""
+    global _thread
+    with _lock:
+        if _thread is not None or _done.is_set():
+            return
+        _thread = threading.Thread(target=_load, name="otel_tokenkpi-prices", daemon=True)
+        try:
+            _thread.start()
+        except Exception:  # e.g. at interpreter shutdown: no prices
+            _thread = None
+
+
+def wait_until_loaded(timeout: float = 10.0) -> bool:
+    """Block until genai-prices is imported (starting the import if needed); False if missing or slow."""
+    start_loading()
+    _done.wait(timeout)
+    return _snapshots is not None
+
+
+def configure(*, model_aliases: dict[str, str] | None = None) -> None:
+    """Map model or Azure deployment names (case-insensitive) to priced model ids: {"prod-chat": "gpt-4o"}."""
+    global _aliases
+    with _lock:
+        _aliases = {str(k).lower(): str(v) for k, v in (model_aliases or {}).items()}
+        _resolved.clear()
+
+
+def lookup(provider: str | None, model: str | None) -> ModelInfo | None:
+    """Prices and context window of ``model``; None if not loaded yet, genai-prices missing, or unknown.
+
+    Never waits and never raises. ``provider`` is an OTel ``gen_ai.provider.name``.
+    """
+    global _resolved_for
+    if not isinstance(model, str) or not model:
+        return None
+    snapshots = _snapshots
+    if snapshots is None:
+        start_loading()
+        return None
+    try:
+        snapshot = snapshots.get_snapshot()
+        if snapshot is not _resolved_for:  # first use, or prices were refreshed: resolve again
+            with _lock:
+                _resolved.clear()
+                _resolved_for = snapshot
+        key = (provider if isinstance(provider, str) else None, model)
+        if key in _resolved:
+            return _resolved[key]
+        info = _resolve(snapshot, key[0], model)
+        with _lock:
+            if _resolved_for is snapshot:  # not a result from before a concurrent refresh
+                if len(_resolved) >= _MAX_RESOLVED:
+                    del _resolved[next(iter(_resolved))]
+                _resolved[key] = info
+        return info
+    except Exception:
+        logger.debug("otel_tokenkpi: price lookup failed for %r/%r", provider, model, exc_info=True)
+        return None
+
+
+def cost_usd(
+    info: ModelInfo,
+    *,
+    input_tokens: int,
+    output_tokens: int,
+    cache_read_tokens: int = 0,
+    cache_write_tokens: int = 0,
+) -> float | None:
+    """Estimated USD price of one call, cache-aware.
+
+    ``input_tokens`` INCLUDES cache reads and writes (OTel semconv). Uncached input is billed at the input
+    rate, cache reads at the cache-read rate and cache writes at the cache-write rate (each falling back
+    to the input rate when the model has none). None when a rate needed for non-zero tokens is unknown.
+    """
+    try:
+        cache_read, cache_write = max(0, int(cache_read_tokens)), max(0, int(cache_write_tokens))
+        uncached, output = max(0, int(input_tokens) - cache_read - cache_write), max(0, int(output_tokens))
+        rate_in, rate_out = info.input_per_mtok, info.output_per_mtok
+        if (rate_in is None and (uncached or cache_read or cache_write)) or (rate_out is None and output):
+            return None
+        if rate_in is None and rate_out is None:
+            return None
+        rate_in, rate_out = rate_in or 0.0, rate_out or 0.0
+        rate_read = rate_in if info.cache_read_per_mtok is None else info.cache_read_per_mtok
+        rate_write = rate_in if info.cache_write_per_mtok is None else info.cache_write_per_mtok
+        total = uncached * rate_in + cache_read * rate_read + cache_write * rate_write + output * rate_out
+        return total / 1_000_000
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def refresh_prices_from_network() -> None:
+    """Start genai-prices' own background price updater (fetches now, then hourly).
+
+    The only code path here that may use the network; nothing calls it unless the user does.
+    """
+    global _refresh_requested
+    _refresh_requested = True
+    if _snapshots is not None:
+        _start_updater()
+    else:
+        start_loading()  # the loader thread starts the updater after the import
+
+
+def _start_updater() -> None:
+    global _updater
+    with _lock:
+        if _updater is not None:
+            return
+        from genai_prices import UpdatePrices
+
+        _updater = UpdatePrices()
+        _updater.start(wait=False)
+
+
+def _load() -> None:
+    global _snapshots, _thread
+    loaded = None
+    try:
+        if _load_hook is not None:
+            _load_hook()
+        from genai_prices import data_snapshot
+
+        data_snapshot.get_snapshot()  # builds the bundled data (part of the import cost)
+        loaded = data_snapshot
+    except ImportError:
+        logger.debug("otel_tokenkpi: genai-prices is not installed, no cost attributes")
+    except Exception:
+        logger.debug("otel_tokenkpi: loading genai-prices failed", exc_info=True)
+    with _lock:
+        if _thread is not threading.current_thread():  # superseded (reset for tests)
+            return
+        _snapshots, _thread = loaded, None
+        _done.set()
+    if loaded is not None and _refresh_requested:
+        _start_updater()
+
+
+def _resolve(snapshot: Any, provider: str | None, model: str) -> ModelInfo | None:
+    ref = _aliases.get(model.lower(), model)  # alias names are case-insensitive
+    pid = PROVIDER_IDS.get(provider.lower(), provider.lower()) if provider else None
+    candidates: list[tuple[str | None, str]] = [(pid, ref)] if pid else []
+    if "/" in ref:  # "openai/gpt-4o" (LiteLLM style), "models/gemini-2.5-flash"
+        head, tail = ref.split("/", 1)[0], ref.rsplit("/", 1)[1]
+        candidates += [(PROVIDER_IDS.get(head.lower(), head.lower()), tail), (pid, tail)]
+    candidates += [(None, ref), (None, ref.rsplit("/", 1)[-1])]  # model-only matching
+    for candidate_pid, candidate_ref in dict.fromkeys(candidates):
+        try:
+            found_provider, found = snapshot.find_provider_model(candidate_ref, None, candidate_pid, None)
+        except LookupError:
+            continue
+        prices = _standard_prices(found)
+
+        def rate(key: str, prices: Any = prices) -> float | None:
+            value = getattr(prices, key, None)
+            value = getattr(value, "base", value)  # TieredPrices: the base tier
+            return None if value is None else float(value)
+
+        return ModelInfo(
+            model=found.id,
+            provider=found_provider.id,
+            input_per_mtok=rate("input_mtok"),
+            output_per_mtok=rate("output_mtok"),
+            cache_read_per_mtok=rate("cache_read_mtok"),
+            cache_write_per_mtok=rate("cache_write_mtok"),
+            context_window=found.context_window,
+        )
+    return None
+
+
+def _standard_prices(model: Any) -> Any:
+    """The model's prices now, without a service tier or batch variant, and ignoring time-of-day windows
+    (only DeepSeek has them; genai-prices keeps the off-peak rate as the default). A cached resolution must
+    not depend on the hour the process happened to resolve it."""
+    if not isinstance(model.prices, list):
+        return model.prices
+    now = datetime.now(timezone.utc)
+    for conditional in reversed(model.prices):
+        constraint = conditional.constraint
+        if constraint is None or (not hasattr(constraint, "start_time") and constraint.active(now)):
+            return conditional.prices
+    return model.prices[0].prices
+
+
+def _reset_for_tests() -> None:
+    """Forget the import, resolutions, aliases and updater (a running loader thread is abandoned)."""
+    global _thread, _snapshots, _resolved_for, _updater, _refresh_requested, _load_hook, _aliases
+    with _lock:
+        updater, _updater = _updater, None
+        _thread = _snapshots = _resolved_for = _load_hook = None
+        _refresh_requested, _aliases = False, {}
+        _resolved.clear()
+        _done.clear()
+    if updater is not None:
+        updater.stop()
+        from genai_prices import data_snapshot
+
+        data_snapshot.set_custom_snapshot(None)
+
+
+def _after_fork_in_child() -> None:
+    global _lock, _done, _thread
+    finished = _done.is_set()
+    _lock, _done = threading.Lock(), threading.Event()
+    if finished:
+        _done.set()
+    was_loading, _thread = _thread is not None, None
+    if was_loading:
+        start_loading()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
