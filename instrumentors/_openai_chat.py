@@ -20,7 +20,7 @@ from otel_tokenkpi.record import (
     Usage,
 )
 
-from ._shapes import as_list, compact_json, get, given, param_number, stop_sequences, text_of
+from ._shapes import IdentityMemo, as_list, compact_json, get, given, param_number, stop_sequences, text_of
 
 _ROLES = {"developer": "system", "system": "system", "function": "tool", "tool": "tool"}
 
@@ -71,6 +71,10 @@ def read_tool_definition(tool: Any) -> ToolDefinition:
     )
 
 
+_message_memo = IdentityMemo(read_message)
+_tool_memo = IdentityMemo(read_tool_definition)
+
+
 def output_type(response_format: Any) -> str | None:
     kind = get(response_format, "type")
     if kind in ("json_schema", "json_object"):
@@ -114,9 +118,9 @@ def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     base.params = request_params(kwargs)
-    base.messages = [read_message(m) for m in as_list(kwargs.get("messages"))]
-    base.tools = [read_tool_definition(t) for t in as_list(kwargs.get("tools"))]
-    base.tools += [read_tool_definition(f) for f in as_list(kwargs.get("functions"))]
+    base.messages = [_message_memo(m) for m in as_list(kwargs.get("messages"))]
+    base.tools = [_tool_memo(t) for t in as_list(kwargs.get("tools"))]
+    base.tools += [_tool_memo(f) for f in as_list(kwargs.get("functions"))]
     base.stream = kwargs.get("stream") is True
     return base
 

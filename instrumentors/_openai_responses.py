@@ -21,7 +21,7 @@ from otel_tokenkpi.record import (
     Usage,
 )
 
-from ._shapes import as_list, compact_json, get, param_number, text_of
+from ._shapes import IdentityMemo, as_list, compact_json, get, param_number, text_of
 
 _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
@@ -57,6 +57,10 @@ def read_tool_definition(tool: Any) -> ToolDefinition:
     return ToolDefinition(name=kind)  # built-in tools (web_search, file_search, ...)
 
 
+_input_memo = IdentityMemo(read_input_item)
+_tool_memo = IdentityMemo(read_tool_definition)
+
+
 def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     params: dict[str, Any] = {}
     for key, value in (
@@ -78,11 +82,11 @@ def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     if isinstance(instructions, str) and instructions:
         messages.append(ContextItem(role="system", text=instructions, is_instructions=True))
     for item in as_list(kwargs.get("input")):
-        message = read_input_item(item)
+        message = _input_memo(item)
         if message is not None:
             messages.append(message)
     base.messages = messages
-    base.tools = [read_tool_definition(t) for t in as_list(kwargs.get("tools"))]
+    base.tools = [_tool_memo(t) for t in as_list(kwargs.get("tools"))]
     base.stream = kwargs.get("stream") is True
     history = get(kwargs, "previous_response_id") or get(kwargs, "conversation")
     if history is not None:

@@ -9,6 +9,7 @@ the same way, so adapters stay a list of field names.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -101,3 +102,46 @@ def stop_sequences(value: Any) -> list[str] | None:
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
     return None
+
+
+class IdentityMemo:
+    """Remembers what was read from objects the user sends again unchanged.
+
+    Agents re-send their whole history on every call, as the same message
+    and tool objects. Reading them again (and serialising every tool schema
+    to JSON) would make each call cost O(history). An entry is reused only
+    for the very same object (``is``) whose field values are still the same
+    objects, so a replaced field is a miss; in-place edits of a nested list
+    are not seen (rare; the cost of being exact there is O(history) again).
+    Bounded by entries and by the characters of text it keeps alive.
+    """
+
+    def __init__(self, read: Any, max_entries: int = 4096, max_chars: int = 4_000_000) -> None:
+        self._read = read
+        self._entries: dict[int, tuple[Any, tuple[int, ...], Any, int]] = {}
+        self._max_entries = max_entries
+        self._max_chars = max_chars
+        self._chars = 0
+        self._lock = threading.Lock()  # writers only; a read is one dict lookup
+
+    def __call__(self, obj: Any) -> Any:
+        fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
+        if fields is None:
+            return self._read(obj)
+        signature = tuple(map(id, fields.values()))
+        key = id(obj)
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] is obj and entry[1] == signature:
+            return entry[2]
+        value = self._read(obj)
+        size = len(getattr(value, "text", "") or "") + 64
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._chars -= old[3]
+            self._entries[key] = (obj, signature, value, size)
+            self._chars += size
+            while self._entries and (len(self._entries) > self._max_entries or self._chars > self._max_chars):
+                oldest = next(iter(self._entries))
+                self._chars -= self._entries.pop(oldest)[3]
+        return value

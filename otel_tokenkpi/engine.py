@@ -47,19 +47,25 @@ def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
 
 def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
     """An item's tokens: its text plus its tool calls' names and arguments."""
+    if item.counted_for == model and item.count is not None and item.count.exact:
+        return item.count  # re-sent history: counted on an earlier call
     count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
     total, exact = count.tokens, count.exact
     for call in item.tool_calls:
         c = count_tool_call(call, model)
         total += c.tokens
         exact = exact and c.exact
-    return tokens.TokenCount(total, exact)
+    item.count, item.counted_for = tokens.TokenCount(total, exact), model
+    return item.count
 
 
 def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
     """Name, description and compact JSON schema (DESIGN.md "Counting")."""
+    if tool.counted_for == model and tool.count is not None and tool.count.exact:
+        return tool.count
     parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
-    return tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts))
+    tool.count, tool.counted_for = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts)), model
+    return tool.count
 
 
 def count_context(request: CallRequest) -> ContextCounts:

@@ -30,6 +30,8 @@ class ToolDefinition:
     name: str
     description: str = ""
     parameters_json: str = ""
+    counted_for: str | None = None
+    count: Any = None
 
 
 @dataclass(slots=True)
@@ -48,6 +50,10 @@ class ContextItem:
     # True for top-level instructions (Responses ``instructions``, Anthropic ``system``):
     # recorded as gen_ai.system_instructions, not as a chat message.
     is_instructions: bool = False
+    # The engine's count of this item for ``counted_for`` (a model): items of re-sent
+    # history are reused across calls, so each is counted once.
+    counted_for: str | None = None
+    count: Any = None
 
 
 @dataclass(slots=True)

@@ -41,7 +41,7 @@ logger = logging.getLogger("otel_tokenkpi")
 
 DOWNLOAD_ENV = "OTEL_INSTRUMENTATION_TOKENKPI_TOKENIZER_DOWNLOAD"
 _BLOB_URL = "https://openaipublic.blob.core.windows.net/encodings/{}.tiktoken"
-_CACHE_MIN_CHARS = 64  # shorter texts are encoded (~2 us) rather than hashed and looked up
+_CACHE_MIN_CHARS = 8  # tool names and arguments repeat every turn too: cache all but the tiniest texts
 _MAX_EXACT_CHARS = 8_000_000  # beyond any context window: estimate rather than encode for seconds
 _NO_DATA_WARNING = (
     "otel_tokenkpi: no local tokenizer data for %s, token counts are estimated; for exact counts install "
@@ -122,14 +122,18 @@ def count_text(text: str, model: str | None) -> TokenCount:
     if len(text) < _CACHE_MIN_CHARS or _cache_size <= 0:
         return _encode(enc, text) if exact else TokenCount(estimate_tokens(text), False)
     key = (name if exact else None, hash(text), len(text))
-    with _cache_lock:
-        if (hit := _cache.get(key)) is not None:
+    # Reads take no lock: dict lookups and move_to_end are single atomic calls under the GIL;
+    # a key evicted by another thread in between is simply a miss for LRU order.
+    if (hit := _cache.get(key)) is not None:
+        try:
             _cache.move_to_end(key)
-            return TokenCount(hit, exact)
+        except KeyError:
+            pass
+        return hit  # the cached TokenCount itself: building a NamedTuple costs more than the lookup
     result = _encode(enc, text) if exact else TokenCount(estimate_tokens(text), False)
     if result.exact == exact:
         with _cache_lock:
-            _cache[key] = result.tokens
+            _cache[key] = result
             while len(_cache) > _cache_size:
                 _cache.popitem(last=False)
     return result

@@ -510,6 +510,8 @@ def test_explicit_tracer_provider_option_sets_no_global(rx: Rx, fake: Fake, tmp_
 
 
 def test_user_non_sdk_tracer_provider_is_left_alone(rx: Rx, fake: Fake, tmp_path: Path) -> None:
+    """Any provider the user set counts as configured, not only an SDK TracerProvider: no second
+    pipeline, no refused ``set_tracer_provider`` ("Overriding of current TracerProvider...")."""
     env = child_env(fake, **otlp_env(rx, OTEL_METRICS_EXPORTER="none"))
     out, _, stderr = run_child(
         """
@@ -666,6 +668,40 @@ def test_model_aliases_price_a_deployment_name(rx: Rx, fake: Fake, tmp_path: Pat
     assert unknown["gen_ai.usage.input_tokens"] == 10
 
 
+def test_inject_stream_usage_option_reaches_the_adapter(rx: Rx, fake: Fake, tmp_path: Path) -> None:
+    env = child_env(fake, **otlp_env(rx, OTEL_METRICS_EXPORTER="none"))
+    out, _, _ = run_child(
+        """
+        def stream(model):
+            s = chat(model, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in s if c.choices)
+
+        otel_tokenkpi.instrument()
+        wait_loaded()
+        plain = stream("gpt-4o-mini")
+        otel_tokenkpi.uninstrument()
+        otel_tokenkpi.instrument(inject_stream_usage=True)
+        injected = stream("gpt-4o")
+        flush()
+        emit({"plain": plain, "injected": injected})
+        """,
+        env,
+        tmp_path,
+    )
+    assert out == {"plain": "ok", "injected": "ok"}
+    assert [r.body and r.body.get("stream_options") for r in fake.requests] == [None, {"include_usage": True}]
+    spans = {s["name"]: s["attributes"] for s in rx.spans()}
+    assert set(spans) == {"chat gpt-4o-mini", "chat gpt-4o"}
+    estimated = spans["chat gpt-4o-mini"]  # no usage in the stream: counted locally, flagged
+    assert estimated["tokenkpi.tokens.estimated"] is True
+    assert estimated["gen_ai.usage.output_tokens"] == 1  # "ok"
+    exact = spans["chat gpt-4o"]
+    assert "tokenkpi.tokens.estimated" not in exact
+    assert exact["gen_ai.usage.input_tokens"] == 10
+    assert exact["gen_ai.usage.output_tokens"] == 5
+    assert exact["tokenkpi.cost.usd"] == pytest.approx(GPT_4O_COST, rel=1e-12)
+
+
 # -- (j): adapters only from THIS distribution's entry points --------------------------------------
 
 _FOREIGN_MODULE = """
@@ -731,6 +767,8 @@ def test_only_this_distributions_entry_points(fake: Fake, tmp_path: Path) -> Non
 
 
 def test_foreign_distribution_without_name_does_not_break_instrument(fake: Fake, tmp_path: Path) -> None:
+    """A broken foreign dist-info (METADATA without Name) in the entry-point group must not make
+    ``instrument()`` raise into the user's app."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "foreign_mod.py").write_text(_FOREIGN_MODULE)

@@ -278,9 +278,12 @@ def test_repeated_count_encodes_once(loaded: None) -> None:
     assert shim.calls == 1
     tokens.count_text(long_text + " more", "gpt-4o")
     assert shim.calls == 2
-    tokens.count_text("short text", "gpt-4o")  # below the cache threshold: encoded each time
     tokens.count_text("short text", "gpt-4o")
-    assert shim.calls == 4
+    tokens.count_text("short text", "gpt-4o")  # tool names and arguments are cached too
+    assert shim.calls == 3
+    tokens.count_text("tiny", "gpt-4o")  # below the cache threshold: encoded each time
+    tokens.count_text("tiny", "gpt-4o")
+    assert shim.calls == 5
 
 
 def test_cache_is_bounded_lru(loaded: None) -> None:
