@@ -10,6 +10,9 @@ rules plug in at the same entry point.
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,16 +114,72 @@ def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) ->
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
+# Below this many characters of not-yet-counted text, counting inline is
+# cheaper than handing the work to the background thread.
+_BACKGROUND_MIN_CHARS = 2048
+
+
+def uncounted_chars(request: CallRequest) -> int:
+    model = request.model
+    chars = 0
+    for item in request.messages:
+        if item.counted_for != model or item.count is None:
+            chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
+    for tool in request.tools:
+        if tool.counted_for != model or tool.count is None:
+            chars += len(tool.parameters_json) + len(tool.description)
+    return chars
+
+
+class _BackgroundCounter:
+    """Counts a request's new context while the request is in flight.
+
+    Tokenizing the new part of a long agent turn (a 2k-token tool result:
+    ~300 us) would otherwise sit on the user's call after the response
+    arrives. tiktoken releases the GIL while it encodes, so one worker thread
+    does it in parallel with the HTTP round trip, and the result is picked up
+    when the call ends. A forked child starts its own worker.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def submit(self, request: CallRequest) -> Future[ContextCounts] | None:
+        if request.operation == "embeddings" or uncounted_chars(request) < _BACKGROUND_MIN_CHARS:
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel_tokenkpi-count")
+            executor = self._executor
+        try:
+            return executor.submit(count_context, request)
+        except RuntimeError:  # interpreter shutting down: count inline
+            return None
+
+    def _after_fork_in_child(self) -> None:
+        self._executor, self._lock = None, threading.Lock()
+
+
 class Engine:
     """Computes the per-call ``tokenkpi.*`` attributes. One per process."""
 
-    def call_attributes(self, record: CallRecord) -> dict[str, Any]:
+    def __init__(self) -> None:
+        self._counter = _BackgroundCounter()
+
+    def prepare(self, request: CallRequest) -> Future[ContextCounts] | None:
+        """Called when the call starts: begin counting its new context."""
+        return self._counter.submit(request)
+
+    def call_attributes(self, record: CallRecord, prepared: Future[ContextCounts] | None = None) -> dict[str, Any]:
         request, result = record.request, record.result
         attrs: dict[str, Any] = {}
         estimated = False
         context: ContextCounts | None = None
         if request.operation != "embeddings":
-            context = count_context(request)
+            context = _result_or_none(prepared) or count_context(request)
             estimated = not context.exact
             attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
             attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
@@ -138,6 +197,15 @@ class Engine:
         if estimated:
             attrs[sc.TOKENS_ESTIMATED] = True
         return attrs
+
+
+def _result_or_none(prepared: Future[ContextCounts] | None) -> ContextCounts | None:
+    if prepared is None:
+        return None
+    try:
+        return prepared.result()
+    except Exception:  # noqa: BLE001 - counted inline instead
+        return None
 
 
 def _price_attributes(request: CallRequest, result: CallResult | None, usage: Usage | None) -> dict[str, Any]:

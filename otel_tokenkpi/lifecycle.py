@@ -85,7 +85,7 @@ def _collect_helper_calls() -> Iterator[list[ModelCall]]:
 class ModelCall:
     """One model call in flight: its span, request and (for streams) reader."""
 
-    __slots__ = ("recorder", "endpoint", "request", "span", "_start", "_reader", "_ended", "_lock")
+    __slots__ = ("recorder", "endpoint", "request", "span", "_start", "_reader", "_ended", "_lock", "_prepared")
 
     def __init__(self, recorder: Any, endpoint: Endpoint, request: CallRequest) -> None:
         self.recorder = recorder
@@ -99,6 +99,7 @@ class ModelCall:
             kind=SpanKind.CLIENT,
             attributes=_start_attributes(request),
         )
+        self._prepared = run_hook("engine.prepare", recorder.prepare, request)
         self._start = time.perf_counter()
 
     # -- results ---------------------------------------------------------
@@ -141,7 +142,7 @@ class ModelCall:
             duration_s=time.perf_counter() - self._start,
             complete=complete,
         )
-        run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error)
+        run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error, self._prepared)
         self.span.end()
 
 

@@ -17,7 +17,7 @@ from . import content
 from . import semconv as sc
 from ._safety import _Switch, run_hook
 from .engine import ENGINE
-from .record import CallRecord
+from .record import CallRecord, CallRequest
 
 
 class Recorder:
@@ -45,8 +45,12 @@ class Recorder:
         )
         self.capture_content = content.capture_enabled()
 
-    def record_call(self, span: Span, record: CallRecord, error: BaseException | None) -> None:
-        tokenkpi_attrs = run_hook("engine.call_attributes", ENGINE.call_attributes, record, default={})
+    def prepare(self, request: CallRequest) -> Any:
+        """At call start: lets the engine work while the request is in flight."""
+        return ENGINE.prepare(request)
+
+    def record_call(self, span: Span, record: CallRecord, error: BaseException | None, prepared: Any = None) -> None:
+        tokenkpi_attrs = run_hook("engine.call_attributes", ENGINE.call_attributes, record, prepared, default={})
         if span.is_recording():
             run_hook("recorder.span_attributes", self._write_span, span, record, tokenkpi_attrs, error)
         run_hook("recorder.metrics", self._write_metrics, record)
