@@ -67,7 +67,7 @@ class TokenCount(NamedTuple):
 _lock = threading.Lock()
 _done = threading.Condition(_lock)
 _cache_lock = threading.Lock()
-_cache: OrderedDict[tuple[str, bytes], int] = OrderedDict()
+_cache: OrderedDict[tuple[str | None, int, int], TokenCount] = OrderedDict()
 _encodings: dict[str, Any] = {}  # name -> tiktoken.Encoding; read without a lock (atomic dict get)
 _requested: dict[str, None] = {}  # ordered set
 _failed: set[str] = set()
