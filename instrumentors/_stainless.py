@@ -14,7 +14,12 @@ from typing import Any
 
 
 def unwrap_raw_response(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
-    if type(result).__name__ != "LegacyAPIResponse":
+    kind = type(result).__name__
+    if kind in ("APIResponse", "AsyncAPIResponse"):
+        # with_streaming_response: the body is the user's to read; reading it would change
+        # their call. The span records the request only (None: nothing was read).
+        return None, None
+    if kind != "LegacyAPIResponse":
         return result, None
     cache = getattr(result, "_parsed_by_type", None)
     if not isinstance(cache, dict):

@@ -106,6 +106,9 @@ class ModelCall:
     def on_result(self, result: Any, is_async: bool) -> Any:
         """Read a returned value; return what the user gets (maybe a proxy)."""
         parsed, rewrap = self.endpoint.unwrap(result)
+        if parsed is None:  # a response body we must not read (e.g. with_streaming_response)
+            self.finish(None)
+            return result
         if not self.request.stream:
             self.finish(run_hook(f"{self.endpoint.name}.read_response", self.endpoint.read_response, parsed))
             return result

@@ -35,6 +35,7 @@ _OPTIONS = {
 
 _lock = threading.Lock()
 _instrumentors: list[Any] = []
+_active = False
 _created_tracer_provider: Any = None
 
 
@@ -47,10 +48,16 @@ def _sdk_disabled() -> bool:
 
 
 def _otlp_protocol(signal: str) -> str:
+    """grpc (the Python SDK's default) or http/protobuf; the Python exporters
+    have no http/json, so that falls back to http/protobuf with a warning."""
     value = os.environ.get(f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL") or os.environ.get(
         "OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"
     )
-    return value.strip()
+    value = value.strip()
+    if value not in ("grpc", "http/protobuf"):
+        logger.warning("otel-tokenkpi: OTLP protocol %r is not supported here; using http/protobuf", value)
+        return "http/protobuf"
+    return value
 
 
 def _span_exporters(console: bool) -> list[tuple[Any, bool]]:
@@ -161,9 +168,11 @@ def instrument(**options: Any) -> None:
         isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
     ):
         raise TypeError("model_aliases must be a dict of str -> str")
+    global _active
     with _lock:
-        if _instrumentors:
+        if _active:
             return
+        _active = True
         prices.configure(model_aliases=aliases)
         tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))
         tokens.start_loading()
@@ -177,6 +186,8 @@ def instrument(**options: Any) -> None:
                 continue
             try:
                 instrumentor = ep.load()()
+                if instrumentor.is_instrumented_by_opentelemetry:
+                    continue  # e.g. opentelemetry-instrument loaded it already: not ours to undo
                 if get_dependency_conflicts(instrumentor.instrumentation_dependencies()) is not None:
                     logger.debug("otel-tokenkpi: %s not installed; skipped", ep.name)
                     continue
@@ -188,7 +199,9 @@ def instrument(**options: Any) -> None:
 
 def uninstrument() -> None:
     """Restore every patched method."""
+    global _active
     with _lock:
+        _active = False
         for instrumentor in _instrumentors:
             instrumentor.uninstrument()
         _instrumentors.clear()

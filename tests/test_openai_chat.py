@@ -295,3 +295,14 @@ def test_provider_from_base_url(host, provider):
     from otel_tokenkpi.instrumentors.openai import provider_for
 
     assert provider_for(object(), host) == provider
+
+
+def test_with_streaming_response_body_is_left_to_the_user(telemetry, fake, openai_client):
+    fake.enqueue(Reply(text="streamed body", prompt_tokens=8))
+    with openai_client.chat.completions.with_streaming_response.create(model="gpt-4o", messages=HISTORY[:2]) as raw:
+        body = json.loads(b"".join(raw.iter_bytes()))
+    assert body["choices"][0]["message"]["content"] == "streamed body"
+    span = telemetry.span()
+    assert span.attributes["gen_ai.request.model"] == "gpt-4o"
+    assert "gen_ai.usage.input_tokens" not in span.attributes  # we never read the user's body
+    assert "gen_ai.usage.output_tokens" not in span.attributes
