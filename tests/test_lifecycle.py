@@ -105,7 +105,7 @@ def test_uninstrument_leaves_no_wrapper():
 
     assert all(isinstance(m, wrapt.FunctionWrapper) for m in owners())
     instrumentor.uninstrument()
-    assert not any(isinstance(m, wrapt.ObjectProxy) for m in owners())
+    assert not any(isinstance(m, wrapt.FunctionWrapper) for m in owners())
     assert len(patched) == 14
 
 
