@@ -18,6 +18,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
+from . import prices, tokens
 from ._safety import log_once, logger
 from .recorder import Recorder
 from .version import __version__
@@ -58,6 +59,10 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             for patch in self.patches():
                 self._apply(patch)
             self._recorder.switch.enabled = True
+            # Tokenizer data and prices load in the background, now rather than on a first call
+            # (zero-code users reach us through here, not through instrument()).
+            tokens.start_loading()
+            prices.start_loading()
         except Exception as exc:  # noqa: BLE001 - never stop the user's app
             log_once(f"{type(self).__name__}._instrument", exc)
 
