@@ -27,14 +27,20 @@ _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
 
 
+_TOOL_CALL_ITEMS = {"function_call": "arguments", "custom_tool_call": "input"}  # item type -> arguments key
+
+
+def read_tool_call_item(item: Any, kind: str) -> ToolCall:
+    arguments = get(item, _TOOL_CALL_ITEMS[kind]) or ""
+    return ToolCall(name=get(item, "name", ""), arguments=arguments, id=get(item, "call_id", ""))
+
+
 def read_input_item(item: Any) -> ContextItem | None:
     if isinstance(item, str):
         return ContextItem(role="user", text=item)
     kind = get(item, "type")
-    if kind in ("function_call", "custom_tool_call"):
-        arguments = get(item, "arguments") if kind == "function_call" else get(item, "input")
-        call = ToolCall(name=get(item, "name", ""), arguments=arguments or "", id=get(item, "call_id", ""))
-        return ContextItem(role="assistant", tool_calls=[call])
+    if kind in _TOOL_CALL_ITEMS:
+        return ContextItem(role="assistant", tool_calls=[read_tool_call_item(item, kind)])
     if kind in ("function_call_output", "custom_tool_call_output"):
         output = get(item, "output")
         text = output if isinstance(output, str) else text_of(output, ("text",))
@@ -124,14 +130,8 @@ def read_output_items(items: Any) -> OutputMessage:
         kind = get(item, "type")
         if kind == "message":
             texts.append(text_of(get(item, "content"), _TEXT_KEYS))
-        elif kind == "function_call":
-            calls.append(
-                ToolCall(name=get(item, "name", ""), arguments=get(item, "arguments", ""), id=get(item, "call_id", ""))
-            )
-        elif kind == "custom_tool_call":
-            calls.append(
-                ToolCall(name=get(item, "name", ""), arguments=get(item, "input", ""), id=get(item, "call_id", ""))
-            )
+        elif kind in _TOOL_CALL_ITEMS:
+            calls.append(read_tool_call_item(item, kind))
     return OutputMessage(text="".join(texts), tool_calls=calls)
 
 

@@ -48,10 +48,15 @@ def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
     return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
 
 
+def _counted(part: ContextItem | ToolDefinition, model: str | None) -> bool:
+    """True when an earlier call already counted this (re-sent) part exactly."""
+    return part.counted_for == model and part.count is not None and part.count.exact
+
+
 def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
     """An item's tokens: its text plus its tool calls' names and arguments."""
-    if item.counted_for == model and item.count is not None and item.count.exact:
-        return item.count  # re-sent history: counted on an earlier call
+    if _counted(item, model):
+        return item.count
     count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
     total, exact = count.tokens, count.exact
     for call in item.tool_calls:
@@ -64,7 +69,7 @@ def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
 
 def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
     """Name, description and compact JSON schema (DESIGN.md "Counting")."""
-    if tool.counted_for == model and tool.count is not None and tool.count.exact:
+    if _counted(tool, model):
         return tool.count
     parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
     tool.count, tool.counted_for = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts)), model
@@ -99,18 +104,11 @@ def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) ->
     if result is None or result.usage is not None or not record.complete or record.request.operation == "embeddings":
         return None
     model = record.request.model
-    out = tokens.count_text(result.output_text, model) if result.output_text else tokens.TokenCount(0, True)
-    output_tokens, output_exact = out.tokens, out.exact
-    for call in result.tool_calls:
-        c = count_tool_call(call, model)
-        output_tokens += c.tokens
-        output_exact = False  # tool-call framing tokens are not in the text
+    output_tokens = tokens.count_text(result.output_text, model).tokens
+    output_tokens += sum(count_tool_call(call, model).tokens for call in result.tool_calls)
     input_tokens = None
     if context is not None:
         input_tokens = context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
-    record.usage_estimated = True
-    # Input from local framing is never exact; output may be.
-    record.extra["output_exact"] = output_exact
     return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
 
 
@@ -123,10 +121,10 @@ def uncounted_chars(request: CallRequest) -> int:
     model = request.model
     chars = 0
     for item in request.messages:
-        if item.counted_for != model or item.count is None:
+        if not _counted(item, model):
             chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
     for tool in request.tools:
-        if tool.counted_for != model or tool.count is None:
+        if not _counted(tool, model):
             chars += len(tool.parameters_json) + len(tool.description)
     return chars
 

@@ -131,6 +131,3 @@ class CallRecord:
     # False for a stream left before its end (closed, exited, abandoned, failed):
     # what the model produced and billed was not all seen.
     complete: bool = True
-    # Set by the lifecycle when usage had to be counted locally.
-    usage_estimated: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)

@@ -174,9 +174,8 @@ def instrument(**options: Any) -> None:
             return
         _active = True
         prices.configure(model_aliases=aliases)
+        # Configured before any instrumentor starts loading (TokenKPIInstrumentor._instrument).
         tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))
-        tokens.start_loading()
-        prices.start_loading()
         if options.get("tracer_provider") is None:
             _configure_sdk(bool(options.get("console", False)))
         disabled = set(_env_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +106,27 @@ def async_openai_client(fake: FakeOpenAIServer) -> Any:
     import openai
 
     return openai.AsyncOpenAI(api_key="sk-test", base_url=fake.url + "/v1", max_retries=0)
+
+
+def check_in_forked_child(
+    child_checks: Callable[[], dict[str, bool]], release: Callable[[], None] | None = None
+) -> None:
+    """Fork; the child runs ``child_checks`` and reports through its exit code
+    (never returning into pytest); the parent asserts every check passed.
+    ``release`` runs in the parent once the child has finished (e.g. to let a
+    parked loader thread go)."""
+    pid = os.fork()
+    if pid == 0:
+        code, checks = 1, {}
+        try:
+            checks = child_checks()
+            code = 0 if all(checks.values()) else 2
+        finally:
+            os.write(2, f"fork child checks: {checks}\n".encode())
+            os._exit(code)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        if release is not None:
+            release()
+    assert os.waitstatus_to_exitcode(status) == 0

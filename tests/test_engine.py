@@ -3,9 +3,8 @@ new part of a request in the background while the call is in flight."""
 
 from __future__ import annotations
 
-import os
-
 import tiktoken
+from conftest import check_in_forked_child
 
 from otel_tokenkpi import engine, tokens
 from otel_tokenkpi.record import (
@@ -77,14 +76,13 @@ def test_small_requests_are_counted_inline(loaded_data):
 
 def test_background_counter_works_in_a_forked_child(loaded_data):
     engine.ENGINE.prepare(request("warm the parent's worker " * 200)).result(timeout=10)
-    pid = os.fork()
-    if pid == 0:
-        code = 1
-        try:
-            big = "A forked worker counts this text in its own thread. " * 80
-            future = engine.ENGINE.prepare(request(big))
-            code = 0 if future is not None and future.result(timeout=10).tool_results == n(big) else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    big = "A forked worker counts this text in its own thread. " * 80
+
+    def child_checks() -> dict[str, bool]:
+        future = engine.ENGINE.prepare(request(big))
+        return {
+            "handed off": future is not None,
+            "counted": future is not None and future.result(10).tool_results == n(big),
+        }
+
+    check_in_forked_child(child_checks)

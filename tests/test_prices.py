@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import genai_prices
 import pytest
+from conftest import check_in_forked_child
 from genai_prices import Usage, calc_price, data_snapshot, types
 
 from otel_tokenkpi import prices
@@ -289,21 +290,14 @@ def test_fork_child_restarts_loading() -> None:
     assert prices.lookup("openai", "gpt-4o") is None
     assert entered.wait(5)
     parent_thread = prices._thread
-    pid = os.fork()
-    if pid == 0:  # child: report through the exit code and stderr, never return into pytest
-        code, checks = 1, {}
-        try:
-            checks["loaded"] = prices.wait_until_loaded(30)
+
+    def child_checks() -> dict[str, bool]:
+        return {
+            "loaded": prices.wait_until_loaded(30),
             # the parent's loader is parked in the hook (and does not exist here): a new thread loaded it
-            checks["new thread loaded"] = len(child_loads) == 1 and child_loads[0] is not parent_thread
-            checks["lookup"] = prices.lookup("openai", "gpt-4o") is not None
-            code = 0 if all(checks.values()) else 2
-        finally:
-            os.write(2, f"fork child checks: {checks}\n".encode())
-            os._exit(code)
-    try:
-        _, status = os.waitpid(pid, 0)
-    finally:
-        release.set()
-    assert os.waitstatus_to_exitcode(status) == 0
+            "new thread loaded": len(child_loads) == 1 and child_loads[0] is not parent_thread,
+            "lookup": prices.lookup("openai", "gpt-4o") is not None,
+        }
+
+    check_in_forked_child(child_checks, release.set)
     assert prices.wait_until_loaded(30)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import tiktoken
+from conftest import check_in_forked_child
 
 from otel_tokenkpi import tokens
 
@@ -402,24 +403,17 @@ def test_fork_child_restarts_loading(monkeypatch: pytest.MonkeyPatch, seeded_dir
     tokens.count_text(ENGLISH, "gpt-4o")  # starts loading; the parent's loader parks in the hook
     assert entered.wait(5)
     parent_thread = tokens._thread
-    pid = os.fork()
-    if pid == 0:  # child: report through the exit code and stderr, never return into pytest
-        code, checks = 1, {}
-        try:
-            checks["loaded"] = tokens.wait_until_loaded(30)
+
+    def child_checks() -> dict[str, bool]:
+        return {
+            "loaded": tokens.wait_until_loaded(30),
             # the parent's loader is parked in the hook (and does not exist here): a new thread loaded it
-            checks["new thread loaded"] = [n for n, t in child_loads if t is not parent_thread] == ["o200k_base"]
-            checks["long exact"] = tokens.count_text(ENGLISH * 2, "gpt-4o").exact
-            checks["short exact"] = tokens.count_text("hi", "gpt-4o").exact
-            code = 0 if all(checks.values()) else 2
-        finally:
-            os.write(2, f"fork child checks: {checks}\n".encode())
-            os._exit(code)
-    try:
-        _, status = os.waitpid(pid, 0)
-    finally:
-        release.set()
-    assert os.waitstatus_to_exitcode(status) == 0
+            "new thread loaded": [n for n, t in child_loads if t is not parent_thread] == ["o200k_base"],
+            "long exact": tokens.count_text(ENGLISH * 2, "gpt-4o").exact,
+            "short exact": tokens.count_text("hi", "gpt-4o").exact,
+        }
+
+    check_in_forked_child(child_checks, release.set)
     assert tokens.wait_until_loaded(30)
 
 
