@@ -15,7 +15,7 @@ from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
 from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper, stream_helper_wrapper
-from otel_tokenkpi.record import CallRequest, CallResult, Usage
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
 from . import _openai_responses as responses
@@ -76,6 +76,14 @@ def _read_embeddings_request(instance: Any, kwargs: dict[str, Any]) -> CallReque
     fmt = kwargs.get("encoding_format")
     if isinstance(fmt, str):
         request.params["gen_ai.request.encoding_formats"] = [fmt]
+    # The inputs, for the repeated-request rule (embeddings are never counted or captured).
+    inputs = kwargs.get("input")
+    if isinstance(inputs, str):
+        request.messages = [ContextItem("user", inputs)]
+    elif isinstance(inputs, list) and all(isinstance(text, str) for text in inputs):
+        request.messages = [ContextItem("user", text) for text in inputs]
+    else:  # token arrays: not read
+        request.content_known = False
     return request
 
 

@@ -1,200 +1,262 @@
-"""The engine's entry point: a finished call record in, ``tokenkpi.*`` out.
+"""The waste engine: a finished call record in, ``tokenkpi.*`` attributes out.
 
 The lifecycle calls :meth:`Engine.call_attributes` for every model call our
 adapters make, sampled or not, and sets what it returns on the span before
-``span.end()``. The rules here are plain functions over the record so they
-can be tested without a span. This module holds the per-call context
-breakdown, local usage counting, price and context-window lookups; the waste
-rules plug in at the same entry point.
+``span.end()``; the processor does the same for GenAI spans of other
+instrumentations. This module wires the parts together: local counts
+(:mod:`.counting`), the rules (:mod:`.waste`), conversation state
+(:mod:`.state`), roll-ups (:mod:`.rollup`), prices, and the ``tokenkpi.*``
+metrics (:mod:`.kpi_metrics`).
 """
 
 from __future__ import annotations
 
 import os
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from collections.abc import Collection, Hashable
+from concurrent.futures import Future
 from typing import Any
 
-from . import prices, tokens
+from . import prices
 from . import semconv as sc
-from .record import CallRecord, CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition, Usage
-
-# OpenAI's documented chat framing (openai-cookbook "How to count tokens"):
-# each message costs 3 tokens besides its content, and every reply is primed
-# with 3 more. Only used to estimate input when a stream reports no usage.
-_TOKENS_PER_MESSAGE = 3
-_REPLY_PRIMING_TOKENS = 3
-
-
-@dataclass(slots=True)
-class ContextCounts:
-    """Locally counted tokens of a request's context, per part."""
-
-    item_tokens: list[int] = field(default_factory=list)
-    system: int = 0
-    tool_results: int = 0
-    tool_definitions: int = 0
-    exact: bool = True
-
-    @property
-    def total(self) -> int:
-        return sum(self.item_tokens) + self.tool_definitions
-
-
-def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
-    name = tokens.count_text(call.name, model)
-    args = tokens.count_text(call.arguments, model)
-    return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
-
-
-def _counted(part: ContextItem | ToolDefinition, model: str | None) -> bool:
-    """True when an earlier call already counted this (re-sent) part exactly."""
-    return part.counted_for == model and part.count is not None and part.count.exact
-
-
-def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
-    """An item's tokens: its text plus its tool calls' names and arguments."""
-    if _counted(item, model):
-        return item.count
-    count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
-    total, exact = count.tokens, count.exact
-    for call in item.tool_calls:
-        c = count_tool_call(call, model)
-        total += c.tokens
-        exact = exact and c.exact
-    item.count, item.counted_for = tokens.TokenCount(total, exact), model
-    return item.count
-
-
-def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
-    """Name, description and compact JSON schema (DESIGN.md "Counting")."""
-    if _counted(tool, model):
-        return tool.count
-    parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
-    tool.count, tool.counted_for = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts)), model
-    return tool.count
-
-
-def count_context(request: CallRequest) -> ContextCounts:
-    counts = ContextCounts()
-    model = request.model
-    for item in request.messages:
-        c = count_item(item, model)
-        counts.item_tokens.append(c.tokens)
-        counts.exact = counts.exact and c.exact
-        if item.role == "system":
-            counts.system += c.tokens
-        elif item.role == "tool":
-            counts.tool_results += c.tokens
-    for tool in request.tools:
-        c = count_tool_definition(tool, model)
-        counts.tool_definitions += c.tokens
-        counts.exact = counts.exact and c.exact
-    return counts
-
-
-def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
-    """Usage for a call whose provider reported none (a stream without
-    ``include_usage``): output counted from the streamed text and tool-call
-    arguments, input from the request's content plus documented framing.
-    Returns None when there is nothing to count from."""
-    result = record.result
-    # A stream left early: the model produced (and billed) tokens we never saw.
-    if result is None or result.usage is not None or not record.complete or record.request.operation == "embeddings":
-        return None
-    model = record.request.model
-    output_tokens = tokens.count_text(result.output_text, model).tokens
-    output_tokens += sum(count_tool_call(call, model).tokens for call in result.tool_calls)
-    input_tokens = None
-    if context is not None:
-        input_tokens = context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
-    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
-
-
-# Below this many characters of not-yet-counted text, counting inline is
-# cheaper than handing the work to the background thread.
-_BACKGROUND_MIN_CHARS = 2048
-
-
-def uncounted_chars(request: CallRequest) -> int:
-    model = request.model
-    chars = 0
-    for item in request.messages:
-        if not _counted(item, model):
-            chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
-    for tool in request.tools:
-        if not _counted(tool, model):
-            chars += len(tool.parameters_json) + len(tool.description)
-    return chars
-
-
-class _BackgroundCounter:
-    """Counts a request's new context while the request is in flight.
-
-    Tokenizing the new part of a long agent turn (a 2k-token tool result:
-    ~300 us) would otherwise sit on the user's call after the response
-    arrives. tiktoken releases the GIL while it encodes, so one worker thread
-    does it in parallel with the HTTP round trip, and the result is picked up
-    when the call ends. A forked child starts its own worker.
-    """
-
-    def __init__(self) -> None:
-        self._executor: ThreadPoolExecutor | None = None
-        self._lock = threading.Lock()
-        if hasattr(os, "register_at_fork"):
-            os.register_at_fork(after_in_child=self._after_fork_in_child)
-
-    def submit(self, request: CallRequest) -> Future[ContextCounts] | None:
-        if request.operation == "embeddings" or uncounted_chars(request) < _BACKGROUND_MIN_CHARS:
-            return None
-        with self._lock:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel_tokenkpi-count")
-            executor = self._executor
-        try:
-            return executor.submit(count_context, request)
-        except RuntimeError:  # interpreter shutting down: count inline
-            return None
-
-    def _after_fork_in_child(self) -> None:
-        self._executor, self._lock = None, threading.Lock()
+from .counting import (
+    BackgroundCounter,
+    ContextCounts,
+    count_context,
+    count_item,
+    count_tool_call,
+    estimate_missing_usage,
+)
+from .kpi_metrics import KPIMetrics, metric_user_attributes
+from .record import CallRecord, CallRequest, CallResult, CallScope, Usage
+from .rollup import CallSummary, Rollup
+from .state import DEFAULT_BUDGET_BYTES, DEFAULT_TTL_S, BoundedStore, ConversationState
+from .waste import (
+    Waste,
+    WasteFindings,
+    apportion,
+    find_duplicates,
+    is_truncated,
+    request_fingerprint,
+    split_resent_new,
+    tool_call_key,
+    waste_attributes,
+)
 
 
 class Engine:
-    """Computes the per-call ``tokenkpi.*`` attributes. One per process."""
+    """Computes the per-call ``tokenkpi.*`` attributes and keeps the bounded state. One per process."""
 
     def __init__(self) -> None:
-        self._counter = _BackgroundCounter()
+        self._counter = BackgroundCounter()
+        self.store = BoundedStore()
+        self.exempt_tools: frozenset[str] = frozenset()
+        self.metric_user_attributes: bool | Collection[str] = False
+        # Roll-ups per trace are only kept while a TokenKPISpanProcessor exists to put them on roots.
+        self.trace_rollup_consumers = 0
+        self._default_metrics: KPIMetrics | None = None
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self.store.after_fork_in_child)
+
+    def configure(
+        self,
+        *,
+        exempt_tools: Collection[str] | None = None,
+        state_budget_bytes: int | None = None,
+        state_ttl_s: float | None = None,
+        metric_user_attributes: bool | Collection[str] | None = None,
+    ) -> None:
+        if exempt_tools is not None:
+            self.exempt_tools = frozenset(exempt_tools)
+        self.store.configure(state_budget_bytes, state_ttl_s)
+        if metric_user_attributes is not None:
+            self.metric_user_attributes = metric_user_attributes
+
+    def default_metrics(self) -> KPIMetrics:
+        """Instruments on the global MeterProvider (the processor's and record_outcome's)."""
+        if self._default_metrics is None:
+            self._default_metrics = KPIMetrics()
+        return self._default_metrics
 
     def prepare(self, request: CallRequest) -> Future[ContextCounts] | None:
         """Called when the call starts: begin counting its new context."""
         return self._counter.submit(request)
 
-    def call_attributes(self, record: CallRecord, prepared: Future[ContextCounts] | None = None) -> dict[str, Any]:
-        request, result = record.request, record.result
+    # -- the per-call entry point ---------------------------------------------
+    def call_attributes(
+        self, record: CallRecord, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
+    ) -> dict[str, Any]:
+        request, result, scope = record.request, record.result, record.scope
         attrs: dict[str, Any] = {}
-        estimated = False
         context: ContextCounts | None = None
-        if request.operation != "embeddings":
+        estimated = False
+        if request.operation != "embeddings" and request.content_known:
             context = _result_or_none(prepared) or count_context(request)
             estimated = not context.exact
             attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
             attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
             attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] = context.tool_definitions
             attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] = context.tool_results
-            if result is not None:
-                attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
+        if result is not None and request.operation != "embeddings" and (result.outputs or context is not None):
+            attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
         if result is not None:
             estimated_usage = estimate_missing_usage(record, context)
             if estimated_usage is not None:
                 result.usage = estimated_usage
                 estimated = True
         usage = result.usage if result is not None else None
-        attrs.update(_price_attributes(request, result, usage))
+        price_info = _price_info(request, result)
+        attrs.update(_price_attributes(request, price_info, usage))
+
+        state = self._conversation_state(scope)
+        findings, duplicates_in_response = self._findings(record, context, usage, state, attrs)
+        waste = apportion(findings, usage)
+        attrs.update(waste_attributes(waste, usage))
+        waste_cost = _waste_cost(price_info, waste, attrs.get(sc.COST_USD))
+        if waste_cost is not None:
+            attrs[sc.WASTE_COST_USD] = waste_cost
         if estimated:
             attrs[sc.TOKENS_ESTIMATED] = True
+
+        if state is not None:
+            _remember_outcome_target(state, scope, usage)
+        self._feed_rollups(record, context, usage, waste, attrs, duplicates_in_response)
+        kpi_metrics = metrics or self.default_metrics()
+        kpi_metrics.record_call(
+            record,
+            waste.kinds,
+            attrs.get(sc.COST_USD),
+            attrs.get(sc.CONTEXT_UTILIZATION),
+            metric_user_attributes(scope.user_attributes, self.metric_user_attributes),
+        )
         return attrs
+
+    def _findings(
+        self,
+        record: CallRecord,
+        context: ContextCounts | None,
+        usage: Usage | None,
+        state: ConversationState | None,
+        attrs: dict[str, Any],
+    ) -> tuple[WasteFindings, int]:
+        """Run every rule whose inputs are present; write the context split and duplicate count."""
+        request, result = record.request, record.result
+        findings = WasteFindings(failed=record.error_type is not None)
+        duplicate_calls = 0
+        if context is not None:
+            resent, new = split_resent_new(request, context.item_tokens, context.tool_definitions)
+            if request.server_history_ref is not None and usage is not None and usage.input_tokens is not None:
+                # History the server holds is input the request does not carry: already seen by the model.
+                resent += max(0, usage.input_tokens - context.total)
+            attrs[sc.CONTEXT_RESENT_TOKENS] = resent
+            attrs[sc.CONTEXT_NEW_TOKENS] = new
+            held_keys: Any = ()
+            held_duplicates: Any = ()
+            if state is not None and request.server_history_ref is not None:
+                held_keys, held_duplicates = list(state.tool_keys), set(state.duplicate_call_ids)
+            duplicates = find_duplicates(request, result, self.exempt_tools, held_keys, held_duplicates)
+            model = request.model
+            findings.duplicate_output_tokens = sum(count_tool_call(c, model).tokens for c in duplicates.calls)
+            findings.duplicate_input_tokens = sum(count_item(i, model).tokens for i in duplicates.results)
+            duplicate_calls = len(duplicates.calls)
+            if result is not None:
+                attrs[sc.TOOL_CALLS_DUPLICATE_COUNT] = duplicate_calls
+            if usage is not None:
+                findings.uncached_resent_tokens = max(0, resent - (usage.cache_read_tokens or 0))
+            if state is not None and result is not None and record.error_type is None and result.tool_calls:
+                with state.lock:
+                    state.remember_tool_calls(
+                        [tool_call_key(c) for c in result.tool_calls], [c.id for c in duplicates.calls if c.id]
+                    )
+        if result is not None and result.outputs:
+            findings.truncated = is_truncated(result)
+        if state is not None and request.content_known:
+            fingerprint = request_fingerprint(request)
+            started_at = record.scope.started_at
+            with state.lock:
+                findings.repeated = state.started_earlier(fingerprint, started_at)
+                if record.error_type is None:  # a failed call's request counts as not seen
+                    state.remember_request(fingerprint, started_at)
+        return findings, duplicate_calls
+
+    # -- state ---------------------------------------------------------------
+    def _conversation_state(self, scope: CallScope) -> ConversationState | None:
+        key = _conversation_key(scope)
+        if key is None:
+            return None
+        return self.store.get(key, ConversationState)
+
+    def end_trace(self, trace_id: int) -> Rollup | None:
+        """The trace's local root ended: drop its rule state (keeping only what a
+        late ``record_outcome(trace_id=...)`` needs) and hand back its roll-up."""
+        state: ConversationState | None = self.store.pop(("trace", trace_id))
+        if state is not None and state.last_span is not None:
+            self.store.get(("finished", trace_id), lambda: state.outcome_only())
+        rollup: Rollup | None = self.store.pop(("rollup", trace_id))
+        return rollup
+
+    def trace_rollup(self, trace_id: int, create: bool) -> Rollup | None:
+        if not self.trace_rollup_consumers:
+            return None
+        return self.store.get(("rollup", trace_id), Rollup if create else None)
+
+    def outcome_target(self, conversation_id: str | None, trace_id: int | None) -> ConversationState | None:
+        """State of a conversation or trace that may have ended, for a late outcome."""
+        if conversation_id is not None:
+            return self.store.get(("conversation", conversation_id))
+        if trace_id is not None:
+            return self.store.get(("trace", trace_id)) or self.store.get(("finished", trace_id))
+        return None
+
+    def _feed_rollups(
+        self,
+        record: CallRecord,
+        context: ContextCounts | None,
+        usage: Usage | None,
+        waste: Waste,
+        attrs: dict[str, Any],
+        duplicate_calls: int,
+    ) -> None:
+        scope = record.scope
+        trace_rollup = self.trace_rollup(scope.trace_id, True) if scope.trace_id else None
+        if not scope.rollups and trace_rollup is None:
+            return
+        result = record.result
+        summary = CallSummary(
+            input_tokens=(usage.input_tokens or 0) if usage else 0,
+            output_tokens=(usage.output_tokens or 0) if usage else 0,
+            cache_read_tokens=(usage.cache_read_tokens or 0) if usage else 0,
+            cost_usd=attrs.get(sc.COST_USD),
+            waste_tokens=waste.total,
+            waste_cost_usd=attrs.get(sc.WASTE_COST_USD),
+            tool_calls=len(result.tool_calls) if result is not None else 0,
+            duplicate_tool_calls=duplicate_calls,
+            context_utilization=attrs.get(sc.CONTEXT_UTILIZATION),
+        )
+        if context is not None:  # count_context cached each definition's count on it
+            summary.offered_tools = [(t.name, t.count.tokens if t.count else 0) for t in record.request.tools]
+        if result is not None:
+            summary.used_tools = {call.name for call in result.tool_calls}
+        for rollup in scope.rollups:
+            rollup.add(summary)
+        if trace_rollup is not None:
+            trace_rollup.add(summary)
+
+
+def _conversation_key(scope: CallScope) -> Hashable | None:
+    """gen_ai.conversation.id / conversation(id), else the trace when the call has a parent, else no state."""
+    if scope.conversation_id:
+        return ("conversation", scope.conversation_id)
+    if scope.has_parent and scope.trace_id:
+        return ("trace", scope.trace_id)
+    return None
+
+
+def _remember_outcome_target(state: ConversationState, scope: CallScope, usage: Usage | None) -> None:
+    with state.lock:
+        if scope.trace_id and scope.span_id:
+            state.last_span = (scope.trace_id, scope.span_id)
+        if usage is not None:
+            state.tokens += (usage.input_tokens or 0) + (usage.output_tokens or 0)
 
 
 def _result_or_none(prepared: Future[ContextCounts] | None) -> ContextCounts | None:
@@ -206,11 +268,15 @@ def _result_or_none(prepared: Future[ContextCounts] | None) -> ContextCounts | N
         return None
 
 
-def _price_attributes(request: CallRequest, result: CallResult | None, usage: Usage | None) -> dict[str, Any]:
+def _price_info(request: CallRequest, result: CallResult | None) -> prices.ModelInfo | None:
     model = (result.response_model if result is not None else None) or request.model
     info = prices.lookup(request.provider, model) if model else None
     if info is None and model != request.model and request.model:
         info = prices.lookup(request.provider, request.model)
+    return info
+
+
+def _price_attributes(request: CallRequest, info: prices.ModelInfo | None, usage: Usage | None) -> dict[str, Any]:
     if info is None:
         return {}
     attrs: dict[str, Any] = {}
@@ -232,4 +298,15 @@ def _price_attributes(request: CallRequest, result: CallResult | None, usage: Us
     return attrs
 
 
+def _waste_cost(info: prices.ModelInfo | None, waste: Waste, call_cost: float | None) -> float | None:
+    """The price of the waste: the whole call's price when the whole call was waste;
+    otherwise input-side waste at the uncached input rate and output-side at the output rate."""
+    if info is None or not waste.kinds:
+        return None
+    if waste.whole_call:
+        return call_cost
+    return prices.cost_usd(info, input_tokens=waste.input_tokens, output_tokens=waste.output_tokens)
+
+
 ENGINE = Engine()
+ENGINE.configure(state_budget_bytes=DEFAULT_BUDGET_BYTES, state_ttl_s=DEFAULT_TTL_S)

@@ -27,9 +27,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from . import scope as call_scope
 from . import semconv as sc
-from ._safety import IN_MODEL_CALL, run_hook
-from .record import CallRecord, CallRequest, CallResult
+from ._safety import IN_MODEL_CALL, log_once, run_hook
+from .record import CallRecord, CallRequest, CallResult, CallScope
 from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
 
 
@@ -85,7 +86,18 @@ def _collect_helper_calls() -> Iterator[list[ModelCall]]:
 class ModelCall:
     """One model call in flight: its span, request and (for streams) reader."""
 
-    __slots__ = ("recorder", "endpoint", "request", "span", "_start", "_reader", "_ended", "_lock", "_prepared")
+    __slots__ = (
+        "recorder",
+        "endpoint",
+        "request",
+        "scope",
+        "span",
+        "_start",
+        "_reader",
+        "_ended",
+        "_lock",
+        "_prepared",
+    )
 
     def __init__(self, recorder: Any, endpoint: Endpoint, request: CallRequest) -> None:
         self.recorder = recorder
@@ -94,11 +106,13 @@ class ModelCall:
         self._reader: StreamReader | None = None
         self._ended = False
         self._lock = threading.Lock()
+        self.scope: CallScope = run_hook("lifecycle.scope", call_scope.capture_start) or CallScope()
         self.span = recorder.tracer.start_span(
             f"{request.operation} {request.model}" if request.model else request.operation,
             kind=SpanKind.CLIENT,
-            attributes=_start_attributes(request),
+            attributes={**call_scope.start_attributes(self.scope), **_start_attributes(request)},
         )
+        call_scope.set_span_ids(self.scope, self.span)
         self._prepared = run_hook("engine.prepare", recorder.prepare, request)
         self._start = time.perf_counter()
 
@@ -144,6 +158,7 @@ class ModelCall:
             error_type=type(error).__qualname__ if error is not None else None,
             duration_s=time.perf_counter() - self._start,
             complete=complete,
+            scope=self.scope,
         )
         run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error, self._prepared)
         self.span.end()
@@ -168,11 +183,15 @@ def _start_attributes(request: CallRequest) -> dict[str, Any]:
     return attrs
 
 
-def _begin(recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+def _materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
     for name in endpoint.materialize:
         value = kwargs.get(name)
         if value is not None and not isinstance(value, (list, tuple, dict, str, bytes)) and _is_iterator(value):
             kwargs[name] = list(value)
+
+
+def _begin(recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+    _materialize(endpoint, kwargs)
     if endpoint.adjust is not None:
         run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
     request = run_hook(f"{endpoint.name}.read_request", endpoint.read_request, instance, kwargs)
@@ -261,5 +280,42 @@ def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
         if not recorder.switch.enabled:
             return manager
         return run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
+
+    return wrapper
+
+
+def deferred_call_wrapper(
+    recorder: Any, endpoint: Endpoint, defer: Callable[[Any, Callable[[Any], Any]], bool], *, is_async: bool
+) -> Callable[..., Any]:
+    """Wrap a helper that builds its request now and sends it later, not through a wrapped method.
+
+    anthropic's ``messages.stream(**kwargs)`` returns a manager whose ``__enter__`` sends the request
+    built from ``kwargs``. The adapter's ``defer(manager, wrap)`` swaps the manager's pending request
+    (a zero-argument callable; for async, an awaitable) for ``wrap(pending)`` and returns False when
+    it finds none (an unknown client version: no span, one warning). ``wrap`` sends the pending
+    request through the same lifecycle as a wrapped method, as a stream described by ``kwargs``, so
+    the span starts when the request is sent and the stream the manager builds on is our proxy.
+    """
+    send = model_call_wrapper(recorder, endpoint, is_async=is_async)
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not recorder.switch.enabled or IN_MODEL_CALL.get():
+            return wrapped(*args, **kwargs)
+        _materialize(endpoint, kwargs)  # so the body the SDK builds now and what we read later are the same lists
+        manager = wrapped(*args, **kwargs)
+        call_kwargs = {**kwargs, "stream": True}
+
+        def wrap(pending: Any) -> Any:
+            if is_async:
+                return send(lambda **_: pending, instance, (), call_kwargs)
+            return lambda: send(lambda **_: pending(), instance, (), call_kwargs)
+
+        if not run_hook(f"{endpoint.name}.defer", defer, manager, wrap, default=True):
+            log_once(
+                f"defer:{endpoint.name}",
+                message=f"otel-tokenkpi: {type(manager).__qualname__} has no pending request in this client "
+                "version; its calls are not instrumented",
+            )
+        return manager
 
     return wrapper

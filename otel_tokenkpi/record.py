@@ -21,6 +21,8 @@ class ToolCall:
     name: str
     arguments: str  # JSON text as the provider sent it
     id: str = ""
+    # The waste engine's identity of this call (name + arguments as a JSON value), computed once.
+    key: tuple[str, str] | None = None
 
 
 @dataclass(slots=True)
@@ -54,6 +56,8 @@ class ContextItem:
     # history are reused across calls, so each is counted once.
     counted_for: str | None = None
     count: Any = None
+    # The waste engine's fingerprint of this item, computed once (re-sent items are reused).
+    fingerprint: int | None = None
 
 
 @dataclass(slots=True)
@@ -86,6 +90,9 @@ class CallRequest:
     stream: bool = False
     # Responses API: history the server holds (previous_response_id / conversation).
     server_history_ref: str | None = None
+    # False when the request's content is unknown (a foreign span that recorded no
+    # messages): content-based rules are then absent rather than zero.
+    content_known: bool = True
 
 
 @dataclass(slots=True)
@@ -121,6 +128,23 @@ class CallResult:
 
 
 @dataclass(slots=True)
+class CallScope:
+    """Where a call ran, captured when it started: the user's blocks and the trace.
+
+    The engine keys conversation state and feeds roll-ups from this; it is read
+    from context variables at call start because a stream may end elsewhere.
+    """
+
+    user_attributes: dict[str, AttributeValue] = field(default_factory=dict)
+    conversation_id: str | None = None
+    trace_id: int | None = None  # the call span's trace, when its context is valid
+    span_id: int | None = None
+    has_parent: bool = False  # the call runs under another span: the trace spans several calls
+    rollups: tuple[Any, ...] = ()  # roll-ups of the task() blocks around the call, innermost last
+    started_at: float = 0.0  # time.time() (a foreign span's start time): "earlier" for repeated requests
+
+
+@dataclass(slots=True)
 class CallRecord:
     """A finished model call as the engine sees it."""
 
@@ -131,3 +155,4 @@ class CallRecord:
     # False for a stream left before its end (closed, exited, abandoned, failed):
     # what the model produced and billed was not all seen.
     complete: bool = True
+    scope: CallScope = field(default_factory=CallScope)

@@ -17,6 +17,7 @@ from . import content
 from . import semconv as sc
 from ._safety import _Switch, run_hook
 from .engine import ENGINE
+from .kpi_metrics import KPIMetrics
 from .record import CallRecord, CallRequest
 
 
@@ -43,6 +44,7 @@ class Recorder:
             description="GenAI operation duration",
             explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
         )
+        self.kpi_metrics = KPIMetrics(meter_provider)
         self.capture_content = content.capture_enabled()
 
     def prepare(self, request: CallRequest) -> Any:
@@ -50,7 +52,9 @@ class Recorder:
         return ENGINE.prepare(request)
 
     def record_call(self, span: Span, record: CallRecord, error: BaseException | None, prepared: Any = None) -> None:
-        tokenkpi_attrs = run_hook("engine.call_attributes", ENGINE.call_attributes, record, prepared, default={})
+        tokenkpi_attrs = run_hook(
+            "engine.call_attributes", ENGINE.call_attributes, record, prepared, self.kpi_metrics, default={}
+        )
         if span.is_recording():
             run_hook("recorder.span_attributes", self._write_span, span, record, tokenkpi_attrs, error)
         run_hook("recorder.metrics", self._write_metrics, record)

@@ -74,3 +74,52 @@ TOOL_CALLS_COUNT = "tokenkpi.tool_calls.count"
 TOOL_CALLS_DUPLICATE_COUNT = "tokenkpi.tool_calls.duplicate_count"
 COST_USD = "tokenkpi.cost.usd"
 WASTE_COST_USD = "tokenkpi.waste.cost.usd"
+WASTE_UNCACHED_RESENT_TOKENS = "tokenkpi.waste.uncached_resent_tokens"
+WASTE_DUPLICATE_TOOL_CALL_TOKENS = "tokenkpi.waste.duplicate_tool_call_tokens"
+WASTE_TRUNCATED_OUTPUT_TOKENS = "tokenkpi.waste.truncated_output_tokens"
+WASTE_REPEATED_REQUEST_TOKENS = "tokenkpi.waste.repeated_request_tokens"
+WASTE_FAILED_CALL_TOKENS = "tokenkpi.waste.failed_call_tokens"
+WASTE_TOKENS = "tokenkpi.waste.tokens"
+WASTE_RATIO = "tokenkpi.waste.ratio"
+
+# Roll-ups on a trace's local root span and on task() spans.
+TRACE_LLM_CALLS = "tokenkpi.trace.llm_calls"
+TRACE_INPUT_TOKENS = "tokenkpi.trace.input_tokens"
+TRACE_OUTPUT_TOKENS = "tokenkpi.trace.output_tokens"
+TRACE_CACHE_READ_TOKENS = "tokenkpi.trace.cache_read_tokens"
+TRACE_COST_USD = "tokenkpi.trace.cost.usd"
+TRACE_WASTE_TOKENS = "tokenkpi.trace.waste.tokens"
+TRACE_WASTE_RATIO = "tokenkpi.trace.waste.ratio"
+TRACE_WASTE_COST_USD = "tokenkpi.trace.waste.cost.usd"
+TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS = "tokenkpi.trace.waste.unused_tool_definitions_tokens"
+TRACE_TOOL_CALLS = "tokenkpi.trace.tool_calls"
+TRACE_MAX_TOOL_FANOUT = "tokenkpi.trace.max_tool_fanout"
+TRACE_DUPLICATE_TOOL_CALLS = "tokenkpi.trace.duplicate_tool_calls"
+TRACE_MAX_CONTEXT_UTILIZATION = "tokenkpi.trace.max_context_utilization"
+TRACE_TOKENS_PER_SUCCESS = "tokenkpi.trace.tokens_per_success"
+OUTCOME = "tokenkpi.outcome"
+
+# Waste kinds: the value of tokenkpi.waste.kind on the tokenkpi.waste.tokens metric.
+WASTE_KIND = "tokenkpi.waste.kind"
+WASTE_KIND_ATTRIBUTES = {
+    "failed_call": WASTE_FAILED_CALL_TOKENS,
+    "repeated_request": WASTE_REPEATED_REQUEST_TOKENS,
+    "truncated_output": WASTE_TRUNCATED_OUTPUT_TOKENS,
+    "duplicate_tool_call": WASTE_DUPLICATE_TOOL_CALL_TOKENS,
+    "uncached_resent": WASTE_UNCACHED_RESENT_TOKENS,
+}
+
+# tokenkpi.* metrics, recorded by the engine once per model call, sampled or not.
+METRIC_WASTE_TOKENS = "tokenkpi.waste.tokens"
+METRIC_COST_USD = "tokenkpi.cost.usd"
+METRIC_CONTEXT_UTILIZATION = "tokenkpi.context.utilization"
+# Not in DESIGN.md's table (an addition, proposed in the issue notes): outcomes as a counter, so
+# success rates sit beside waste in a metrics backend.
+METRIC_OUTCOMES = "tokenkpi.outcomes"
+UTILIZATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)
+
+# Workflow spans opened by otel_tokenkpi.task(). The newest GenAI draft names workflows with
+# gen_ai.agent.name; older drafts used gen_ai.workflow.name: both are written.
+AGENT_NAME = "gen_ai.agent.name"
+WORKFLOW_NAME = "gen_ai.workflow.name"
+INVOKE_WORKFLOW = "invoke_workflow"

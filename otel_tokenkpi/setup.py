@@ -19,8 +19,9 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-from . import prices, tokens
+from . import api, prices, tokens
 from ._safety import logger
+from .engine import ENGINE
 from .processor import TokenKPISpanProcessor
 
 DISTRIBUTION = "otel-tokenkpi"
@@ -31,6 +32,10 @@ _OPTIONS = {
     "console",
     "tracer_provider",
     "meter_provider",
+    "exempt_tools",
+    "state_budget_bytes",
+    "state_ttl_s",
+    "metric_user_attributes",
 }
 
 _lock = threading.Lock()
@@ -158,11 +163,18 @@ def instrument(**options: Any) -> None:
     background), ``inject_stream_usage`` (add ``stream_options.include_usage``
     to OpenAI chat streams, so usage is exact; changes the stream: opt-in),
     ``console`` (also print spans), ``tracer_provider`` / ``meter_provider``.
+    Waste engine: ``exempt_tools`` (tool names never counted as duplicate
+    calls, e.g. polling tools), ``state_budget_bytes`` (memory for
+    conversation state, default 4 MiB), ``state_ttl_s`` (idle conversations
+    are forgotten after this, default 1800 s), ``metric_user_attributes``
+    (True, or a list of keys: let attributes set with ``otel_tokenkpi.attributes``
+    join the ``tokenkpi.*`` metrics; off by default, since they may be unbounded).
     Calling it again does nothing.
     """
     unknown = set(options) - _OPTIONS
     if unknown:
         raise TypeError(f"otel_tokenkpi.instrument() got unknown option(s): {', '.join(sorted(unknown))}")
+    engine_options = _engine_options(options)
     aliases = options.get("model_aliases")
     if aliases is not None and not (
         isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
@@ -173,6 +185,8 @@ def instrument(**options: Any) -> None:
         if _active:
             return
         _active = True
+        ENGINE.configure(**engine_options)
+        api._tracer_provider = options.get("tracer_provider")
         prices.configure(model_aliases=aliases)
         # Configured before any instrumentor starts loading (TokenKPIInstrumentor._instrument).
         tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))
@@ -194,6 +208,32 @@ def instrument(**options: Any) -> None:
                 _instrumentors.append(instrumentor)
             except Exception as exc:  # noqa: BLE001 - one broken adapter must not stop the rest
                 logger.warning("otel-tokenkpi: could not instrument %s: %r", ep.name, exc)
+
+
+def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
+    """Checked here, at the user's call, so a typo fails loudly before anything is patched."""
+    engine_options: dict[str, Any] = {}
+    exempt = options.get("exempt_tools")
+    if exempt is not None:
+        if isinstance(exempt, str) or not all(isinstance(name, str) for name in exempt):
+            raise TypeError("exempt_tools must be a list of tool names (str)")
+        engine_options["exempt_tools"] = list(exempt)
+    budget = options.get("state_budget_bytes")
+    if budget is not None:
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
+            raise TypeError("state_budget_bytes must be a non-negative int")
+        engine_options["state_budget_bytes"] = budget
+    ttl = options.get("state_ttl_s")
+    if ttl is not None:
+        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
+            raise TypeError("state_ttl_s must be a positive number of seconds")
+        engine_options["state_ttl_s"] = float(ttl)
+    metric_attrs = options.get("metric_user_attributes")
+    if metric_attrs is not None:
+        if not (isinstance(metric_attrs, bool) or all(isinstance(key, str) for key in metric_attrs)):
+            raise TypeError("metric_user_attributes must be True/False or a list of attribute keys")
+        engine_options["metric_user_attributes"] = metric_attrs if isinstance(metric_attrs, bool) else set(metric_attrs)
+    return engine_options
 
 
 def uninstrument() -> None:

@@ -156,9 +156,9 @@ def test_calls_without_recording_spans_still_reach_engine_and_metrics(loaded_dat
     seen = []
     original = engine.ENGINE.call_attributes
 
-    def spy(record, prepared=None):
+    def spy(record, prepared=None, metrics=None):
         seen.append(record)
-        return original(record, prepared)
+        return original(record, prepared, metrics)
 
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))

@@ -1,0 +1,158 @@
+"""Local token counts of a request: the context breakdown, and usage for
+streams whose provider reported none.
+
+Re-sent history arrives every turn, so each part's count is cached on the part
+(``counted_for`` / ``count``) and an unchanged message object the adapter
+reuses is never counted twice. The new part of a long request is counted in a
+worker thread while the HTTP call is in flight.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from . import tokens
+from .record import CallRecord, CallRequest, ContextItem, ToolCall, ToolDefinition, Usage
+
+# OpenAI's documented chat framing (openai-cookbook "How to count tokens"):
+# each message costs 3 tokens besides its content, and every reply is primed
+# with 3 more. Only used to estimate input when a stream reports no usage.
+_TOKENS_PER_MESSAGE = 3
+_REPLY_PRIMING_TOKENS = 3
+
+
+@dataclass(slots=True)
+class ContextCounts:
+    """Locally counted tokens of a request's context, per part."""
+
+    item_tokens: list[int] = field(default_factory=list)
+    system: int = 0
+    tool_results: int = 0
+    tool_definitions: int = 0
+    exact: bool = True
+
+    @property
+    def total(self) -> int:
+        return sum(self.item_tokens) + self.tool_definitions
+
+
+def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
+    name = tokens.count_text(call.name, model)
+    args = tokens.count_text(call.arguments, model)
+    return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
+
+
+def _counted(part: ContextItem | ToolDefinition, model: str | None) -> bool:
+    """True when an earlier call already counted this (re-sent) part exactly."""
+    return part.counted_for == model and part.count is not None and part.count.exact
+
+
+def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
+    """An item's tokens: its text plus its tool calls' names and arguments."""
+    if _counted(item, model):
+        return item.count
+    count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
+    total, exact = count.tokens, count.exact
+    for call in item.tool_calls:
+        c = count_tool_call(call, model)
+        total += c.tokens
+        exact = exact and c.exact
+    item.count, item.counted_for = tokens.TokenCount(total, exact), model
+    return item.count
+
+
+def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
+    """Name, description and compact JSON schema (DESIGN.md "Counting")."""
+    if _counted(tool, model):
+        return tool.count
+    parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
+    tool.count, tool.counted_for = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts)), model
+    return tool.count
+
+
+def count_context(request: CallRequest) -> ContextCounts:
+    counts = ContextCounts()
+    model = request.model
+    for item in request.messages:
+        c = count_item(item, model)
+        counts.item_tokens.append(c.tokens)
+        counts.exact = counts.exact and c.exact
+        if item.role == "system":
+            counts.system += c.tokens
+        elif item.role == "tool":
+            counts.tool_results += c.tokens
+    for tool in request.tools:
+        c = count_tool_definition(tool, model)
+        counts.tool_definitions += c.tokens
+        counts.exact = counts.exact and c.exact
+    return counts
+
+
+def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
+    """Usage for a call whose provider reported none (a stream without
+    ``include_usage``): output counted from the streamed text and tool-call
+    arguments, input from the request's content plus documented framing.
+    Returns None when there is nothing to count from."""
+    result = record.result
+    # A stream left early: the model produced (and billed) tokens we never saw.
+    if result is None or result.usage is not None or not record.complete or record.request.operation == "embeddings":
+        return None
+    model = record.request.model
+    output_tokens = tokens.count_text(result.output_text, model).tokens
+    output_tokens += sum(count_tool_call(call, model).tokens for call in result.tool_calls)
+    input_tokens = None
+    if context is not None:
+        input_tokens = context.total + _TOKENS_PER_MESSAGE * len(record.request.messages) + _REPLY_PRIMING_TOKENS
+    return Usage(input_tokens=input_tokens, output_tokens=output_tokens)
+
+
+# Below this many characters of not-yet-counted text, counting inline is
+# cheaper than handing the work to the background thread.
+_BACKGROUND_MIN_CHARS = 2048
+
+
+def uncounted_chars(request: CallRequest) -> int:
+    model = request.model
+    chars = 0
+    for item in request.messages:
+        if not _counted(item, model):
+            chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
+    for tool in request.tools:
+        if not _counted(tool, model):
+            chars += len(tool.parameters_json) + len(tool.description)
+    return chars
+
+
+class BackgroundCounter:
+    """Counts a request's new context while the request is in flight.
+
+    Tokenizing the new part of a long agent turn (a 2k-token tool result:
+    ~300 us) would otherwise sit on the user's call after the response
+    arrives. tiktoken releases the GIL while it encodes, so one worker thread
+    does it in parallel with the HTTP round trip, and the result is picked up
+    when the call ends. A forked child starts its own worker.
+    """
+
+    def __init__(self) -> None:
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+
+    def submit(self, request: CallRequest) -> Future[ContextCounts] | None:
+        if request.operation == "embeddings" or uncounted_chars(request) < _BACKGROUND_MIN_CHARS:
+            return None
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel_tokenkpi-count")
+            executor = self._executor
+        try:
+            return executor.submit(count_context, request)
+        except RuntimeError:  # interpreter shutting down: count inline
+            return None
+
+    def _after_fork_in_child(self) -> None:
+        self._executor, self._lock = None, threading.Lock()
