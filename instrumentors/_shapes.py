@@ -134,7 +134,8 @@ class IdentityMemo:
         if entry is not None and entry[0] is obj and entry[1] == signature:
             return entry[2]
         value = self._read(obj)
-        size = len(getattr(value, "text", "") or "") + 64
+        parts = value if isinstance(value, (list, tuple)) else (value,)  # a reader may return several items
+        size = sum(len(getattr(part, "text", "") or "") for part in parts) + 64
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:

@@ -35,6 +35,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 _tracer_provider: Any = None
 
 
+def use_tracer_provider(tracer_provider: Any) -> None:
+    """Called by each instrumentor with the provider it was given (None: the global one)."""
+    global _tracer_provider
+    _tracer_provider = tracer_provider
+
+
 def _tracer() -> trace.Tracer:
     return trace.get_tracer("otel_tokenkpi", __version__, _tracer_provider)
 

@@ -96,7 +96,7 @@ class Engine:
             attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
             attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] = context.tool_definitions
             attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] = context.tool_results
-        if result is not None and request.operation != "embeddings" and (result.outputs or context is not None):
+        if result is not None and context is not None:  # a foreign span without content: unknown, not 0
             attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
         if result is not None:
             estimated_usage = estimate_missing_usage(record, context)

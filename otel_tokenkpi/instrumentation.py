@@ -18,7 +18,7 @@ import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from . import prices, tokens
+from . import api, prices, tokens
 from ._safety import log_once, logger
 from .recorder import Recorder
 from .version import __version__
@@ -59,6 +59,8 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             for patch in self.patches():
                 self._apply(patch)
             self._recorder.switch.enabled = True
+            # task() and record_outcome() spans go where our model-call spans go.
+            api.use_tracer_provider(kwargs.get("tracer_provider"))
             # Tokenizer data and prices load in the background, now rather than on a first call
             # (zero-code users reach us through here, not through instrument()).
             tokens.start_loading()

@@ -173,12 +173,21 @@ def _is_ours(span: ReadableSpan) -> bool:
 
 
 def with_attributes(span: ReadableSpan, extra: dict[str, Any]) -> ReadableSpan:
-    """A copy of an ended span with more attributes, keeping its limits and dropped counts."""
+    """A copy of an ended span with more attributes, keeping its limits and dropped counts.
+
+    When the attribute limit is reached, the span's own attributes win: ours
+    that do not fit are dropped and counted as dropped.
+    """
     old = span.attributes or {}
-    maxlen = getattr(old, "maxlen", None)
-    max_value_len = getattr(old, "max_value_len", None)
-    merged = BoundedAttributes(maxlen, {**old, **extra}, immutable=True, max_value_len=max_value_len)
-    merged.dropped += getattr(old, "dropped", 0)
+    bounded = getattr(span, "_attributes", None)  # .attributes is a read-only view without the limits
+    maxlen = getattr(bounded, "maxlen", None)
+    max_value_len = getattr(bounded, "max_value_len", None)
+    additions = {key: value for key, value in extra.items() if key in old}
+    new_keys = [key for key in extra if key not in old]
+    room = len(new_keys) if maxlen is None else max(0, maxlen - len(old))
+    additions.update((key, extra[key]) for key in new_keys[:room])
+    merged = BoundedAttributes(maxlen, {**old, **additions}, immutable=True, max_value_len=max_value_len)
+    merged.dropped += getattr(bounded, "dropped", 0) + len(new_keys) - min(room, len(new_keys))
     return ReadableSpan(
         name=span.name,
         context=span.context,

@@ -19,7 +19,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-from . import api, prices, tokens
+from . import prices, tokens
 from ._safety import logger
 from .engine import ENGINE
 from .processor import TokenKPISpanProcessor
@@ -186,7 +186,6 @@ def instrument(**options: Any) -> None:
             return
         _active = True
         ENGINE.configure(**engine_options)
-        api._tracer_provider = options.get("tracer_provider")
         prices.configure(model_aliases=aliases)
         # Configured before any instrumentor starts loading (TokenKPIInstrumentor._instrument).
         tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))

@@ -26,7 +26,8 @@ def test_an_instrumentor_someone_else_started_is_not_ours_to_undo():
     already.instrument(tracer_provider=TracerProvider())  # as opentelemetry-instrument would have
     try:
         otel_tokenkpi.instrument(tracer_provider=TracerProvider())
-        assert setup._instrumentors == []
+        assert not any(isinstance(i, OpenAIInstrumentor) for i in setup._instrumentors)
+        assert setup._instrumentors  # the other installed libraries were instrumented
         otel_tokenkpi.uninstrument()
         assert already.is_instrumented_by_opentelemetry
     finally:

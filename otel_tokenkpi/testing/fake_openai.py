@@ -456,6 +456,8 @@ def _dumps(payload: Any) -> bytes:
 class _HTTPServer(ThreadingHTTPServer):
     """Serves each connection in a daemon thread (ThreadingHTTPServer's default) and knows the fake."""
 
+    request_queue_size = 1024  # hundreds of concurrent clients connect at once in tests (default: 5)
+
     def __init__(self, address: tuple[str, int], fake: FakeOpenAIServer) -> None:
         self.fake = fake
         self.connections: set[socket.socket] = set()  # open client connections, closed by stop()

@@ -1,0 +1,152 @@
+"""Google GenAI instrumentor: where the ``google-genai`` SDK's model calls live.
+
+One span per model request. The public ``Models.generate_content`` / ``generate_content_stream``
+(and ``AsyncModels``) may send several HTTP requests per user call: automatic function calling
+(AFC) sends the model's function calls' results back in a new request, up to
+``maximum_remote_calls`` times, and automatic continuation follows ``continuation_token``s. Each of
+those requests is billed and carries its own usage, so each is a model call: we patch the per-request
+methods the public ones call once per request (``_generate_content``, ``_generate_content_stream``),
+which also covers ``Chat.send_message``. The spans of one AFC call are siblings under the caller's
+span, and the Python functions the SDK runs in between are not inside any of them. Should an SDK
+version lack those private methods, the public ones are patched instead (one span per user call).
+
+``embed_content`` (one request per call) is patched as it is. The async stream method is a coroutine
+that returns an async iterator: the shared async wrapper awaits it and proxies the iterator.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from otel_tokenkpi._safety import log_once
+from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.record import CallRequest, CallResult, Usage
+
+from . import _google_genai_request as request_shapes
+from . import _google_genai_response as response_shapes
+from ._shapes import as_list, get, server_of
+
+GEMINI, VERTEX_AI = "gcp.gemini", "gcp.vertex_ai"
+_MODELS = "google.genai.models"
+_PER_REQUEST = ("_generate_content", "_generate_content_stream")
+_PUBLIC = ("generate_content", "generate_content_stream")
+
+
+def _base_request(operation: str, instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    """Provider from the client's mode; server from the request's or the client's base URL."""
+    api_client = getattr(instance, "_api_client", None)
+    base_url = get(get(kwargs.get("config"), "http_options"), "base_url")
+    if not base_url:
+        base_url = get(get(api_client, "_http_options"), "base_url")
+    host, port = server_of(base_url) if base_url else (None, None)
+    model = kwargs.get("model")
+    return CallRequest(
+        operation=operation,
+        provider=VERTEX_AI if get(api_client, "vertexai") else GEMINI,
+        model=model if isinstance(model, str) else None,
+        server_address=host,
+        server_port=port,
+    )
+
+
+def _read_generate(instance: Any, kwargs: dict[str, Any], stream: bool) -> CallRequest:
+    request = _base_request("generate_content", instance, kwargs)
+    config = kwargs.get("config")
+    request.params = request_shapes.request_params(config, stream)
+    request.messages = request_shapes.read_messages(kwargs.get("contents"), config)
+    request.tools = request_shapes.read_tools(get(config, "tools"))
+    request.stream = stream
+    return request
+
+
+def _read_generate_plain(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return _read_generate(instance, kwargs, stream=False)
+
+
+def _read_generate_stream(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return _read_generate(instance, kwargs, stream=True)
+
+
+def _read_embeddings_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return _base_request("embeddings", instance, kwargs)
+
+
+def _read_embeddings_response(response: Any) -> CallResult:
+    """Gemini API: ``usage_metadata.prompt_token_count`` where reported; Vertex AI: the sum of the
+    embeddings' ``statistics.token_count``."""
+    tokens = get(get(response, "usage_metadata"), "prompt_token_count")
+    if tokens is None:
+        counts = [get(get(e, "statistics"), "token_count") for e in as_list(get(response, "embeddings"))]
+        numbers = [int(c) for c in counts if isinstance(c, (int, float))]
+        tokens = sum(numbers) if numbers else None
+    return CallResult(usage=Usage(input_tokens=tokens) if tokens is not None else None)
+
+
+GENERATE = Endpoint(
+    name="google_genai.generate_content",
+    read_request=_read_generate_plain,
+    read_response=response_shapes.read_response,
+)
+GENERATE_STREAM = Endpoint(
+    name="google_genai.generate_content_stream",
+    read_request=_read_generate_stream,
+    read_response=response_shapes.read_response,
+    stream_reader=response_shapes.ChunkReader,
+)
+EMBEDDINGS = Endpoint(
+    name="google_genai.embed_content",
+    read_request=_read_embeddings_request,
+    read_response=_read_embeddings_response,
+)
+
+
+def _calls(endpoint: Endpoint, is_async: bool) -> Any:
+    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
+
+
+def _generate_methods() -> tuple[str, str]:
+    """The per-request methods when this SDK version has them (async ones as coroutine functions,
+    which the async wrapper can stand in for), else the public ones."""
+    try:
+        from google.genai import models
+    except ImportError:
+        return _PUBLIC
+    for cls in (models.Models, models.AsyncModels):
+        if not all(callable(getattr(cls, name, None)) for name in _PER_REQUEST):
+            return _PUBLIC
+    if not all(inspect.iscoroutinefunction(getattr(models.AsyncModels, name)) for name in _PER_REQUEST):
+        return _PUBLIC
+    return _PER_REQUEST
+
+
+def _is_coroutine_method(cls_name: str, method: str) -> bool:
+    try:
+        from google.genai import models
+    except ImportError:
+        return True  # the patch table reports the missing module itself
+    target = getattr(getattr(models, cls_name, None), method, None)
+    return target is None or inspect.iscoroutinefunction(target)
+
+
+class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
+    """Instruments the ``google-genai`` SDK (entry point ``tokenkpi_google_genai``)."""
+
+    scope = "otel_tokenkpi.instrumentors.google_genai"
+    instruments = ("google-genai >= 1.0.0",)
+
+    def patches(self) -> list[Patch]:
+        generate, stream = _generate_methods()
+        table = []
+        for method, endpoint in ((generate, GENERATE), (stream, GENERATE_STREAM), ("embed_content", EMBEDDINGS)):
+            table.append(Patch(_MODELS, "Models", method, _calls(endpoint, False)))
+            # An async *generator* function (google-genai < 1.0's stream) cannot be wrapped by a coroutine.
+            if _is_coroutine_method("AsyncModels", method):
+                table.append(Patch(_MODELS, "AsyncModels", method, _calls(endpoint, True)))
+            else:
+                log_once(
+                    f"google_genai:AsyncModels.{method}",
+                    message=f"otel-tokenkpi: AsyncModels.{method} is not a coroutine here; not instrumented",
+                )
+        return table

@@ -1,0 +1,69 @@
+"""Fixtures for the google-genai tests: the fake Gemini server, real SDK clients pointed at it, and
+the Google GenAI instrumentor recording into in-memory exporters (conftest's ``Telemetry``)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Telemetry
+from google import genai
+from google.genai import types
+
+from otel_tokenkpi.instrumentors.google_genai import GoogleGenAIInstrumentor
+from otel_tokenkpi.testing.fake_gemini import FakeGeminiServer
+
+MODEL = "gemini-2.5-flash"
+CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+def estimate(*texts: str) -> int:
+    """What the engine's estimator gives for these texts (Gemini has no offline tokenizer)."""
+    from otel_tokenkpi.tokens import estimate_tokens
+
+    return sum(estimate_tokens(t) for t in texts if t)
+
+
+@contextlib.contextmanager
+def instrumented() -> Iterator[Telemetry]:
+    telemetry = Telemetry()
+    instrumentor = GoogleGenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    try:
+        yield telemetry
+    finally:
+        instrumentor.uninstrument()
+
+
+@pytest.fixture(scope="session")
+def gemini_server() -> Iterator[FakeGeminiServer]:
+    with FakeGeminiServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def gemini(gemini_server: FakeGeminiServer) -> FakeGeminiServer:
+    gemini_server.reset()
+    return gemini_server
+
+
+@pytest.fixture
+def gtelemetry(loaded_data: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Telemetry]:
+    monkeypatch.delenv(CAPTURE_ENV, raising=False)
+    with instrumented() as telemetry:
+        yield telemetry
+
+
+def make_client(fake: FakeGeminiServer, vertexai: bool = False) -> Any:
+    """A real client against the fake; the SDK's retries are off by default (one attempt)."""
+    options = types.HttpOptions(base_url=fake.url)
+    if vertexai:  # Vertex AI express mode: an API key instead of Google Cloud credentials
+        return genai.Client(vertexai=True, api_key="test", http_options=options)
+    return genai.Client(api_key="test", http_options=options)
+
+
+@pytest.fixture
+def gclient(gemini: FakeGeminiServer) -> Any:
+    return make_client(gemini)
