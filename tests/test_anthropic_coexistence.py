@@ -120,3 +120,25 @@ def test_with_a_global_tracer_provider(loaded_data, afake):
         }
 
     check_in_forked_child(child_checks)
+
+
+def test_with_our_processor_exactly_one_genai_span_per_call_reaches_the_exporter(loaded_data, afake):
+    from otel_tokenkpi import TokenKPISpanProcessor
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(exporter)))
+    otel = {"tracer_provider": provider}
+    before = anthropic.Anthropic(api_key="k", base_url=afake.url, max_retries=0, open_telemetry=otel)
+    instrumentor = AnthropicInstrumentor()
+    instrumentor.instrument(tracer_provider=provider)
+    try:
+        after = anthropic.Anthropic(api_key="k", base_url=afake.url, max_retries=0, open_telemetry=otel)
+        one_call_each_way(before)
+        one_call_each_way(after)
+    finally:
+        instrumentor.uninstrument()
+    spans = exporter.get_finished_spans()
+    assert [s.instrumentation_scope.name for s in spans] == [SCOPE] * 6  # the SDK's nested twins are dropped
+    # Each call is its own trace's root and counted once in its roll-up.
+    assert [s.attributes["tokenkpi.trace.llm_calls"] for s in spans] == [1] * 6
