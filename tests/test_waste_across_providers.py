@@ -13,8 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 import anthropic
+import botocore.exceptions
 import openai
 import pytest
+from _bedrock_support import make_client as make_bedrock_client
 from _gemini_support import make_client
 from conftest import Telemetry
 from google.genai import errors as genai_errors
@@ -22,9 +24,10 @@ from google.genai import errors as genai_errors
 import otel_tokenkpi
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
+from otel_tokenkpi.instrumentors.bedrock import BedrockInstrumentor
 from otel_tokenkpi.instrumentors.google_genai import GoogleGenAIInstrumentor
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.testing import fake_anthropic, fake_gemini, fake_openai
+from otel_tokenkpi.testing import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
 
 SYSTEM = "You are a careful travel agent."
 ASK = "What's the weather in Paris?"
@@ -143,10 +146,41 @@ def run_gemini(server: fake_gemini.FakeGeminiServer) -> None:
         client.models.generate_content(model="gemini-2.5-flash", contents=more, config=config)
 
 
+def run_bedrock(server: fake_bedrock.FakeBedrockServer) -> None:
+    client = make_bedrock_client(server.url)
+    tool_config = {
+        "tools": [{"toolSpec": {"name": "get_weather", "description": "Weather.", "inputSchema": {"json": PARAMETERS}}}]
+    }
+    messages: list[Any] = [{"role": "user", "content": [{"text": ASK}]}]
+    reply, call = fake_bedrock.Reply, fake_bedrock.ToolCall
+    server.enqueue(
+        reply(text=None, tool_calls=[call("get_weather", ARGS, "b1")], input_tokens=BIG),
+        reply(text=None, tool_calls=[call("get_weather", ARGS_REORDERED, "b2")], input_tokens=BIG, output_tokens=40),
+        reply(text="It is 21", finish_reason="max_tokens", input_tokens=BIG, output_tokens=8),
+        reply(text="It is 21", finish_reason="max_tokens", input_tokens=BIG, output_tokens=8),
+        reply(status=500),
+    )
+    model = "anthropic.claude-3-5-sonnet-20240620-v1:0"
+    system = [{"text": SYSTEM}]
+    for call_id, result in (("b1", RESULT_1), ("b2", RESULT_2)):
+        response = client.converse(modelId=model, system=system, messages=messages, toolConfig=tool_config)
+        answer = {"toolResult": {"toolUseId": call_id, "content": [{"text": result}]}}
+        messages += [response["output"]["message"], {"role": "user", "content": [answer]}]
+    for _ in range(2):
+        client.converse(
+            modelId=model, system=system, messages=messages, toolConfig=tool_config, inferenceConfig={"maxTokens": 8}
+        )
+    with pytest.raises(botocore.exceptions.ClientError):
+        more = [*messages, {"role": "assistant", "content": [{"text": "It is 21"}]}]
+        more.append({"role": "user", "content": [{"text": "?"}]})
+        client.converse(modelId=model, system=system, messages=more, toolConfig=tool_config)
+
+
 PROVIDERS: dict[str, tuple[Callable[[], Any], type, Callable[[Any], None]]] = {
     "openai": (fake_openai.FakeOpenAIServer, OpenAIInstrumentor, run_openai),
     "anthropic": (fake_anthropic.FakeAnthropicServer, AnthropicInstrumentor, run_anthropic),
     "gcp.gemini": (fake_gemini.FakeGeminiServer, GoogleGenAIInstrumentor, run_gemini),
+    "aws.bedrock": (fake_bedrock.FakeBedrockServer, BedrockInstrumentor, run_bedrock),
 }
 
 
