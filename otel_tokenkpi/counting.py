@@ -77,7 +77,10 @@ def count_context(request: CallRequest) -> ContextCounts:
     counts = ContextCounts()
     model = request.model
     for item in request.messages:
-        c = count_item(item, model)
+        # Re-sent items carry their count: read it inline (this loop runs over the whole history every call).
+        c = item.count if item.counted_for == model and item.count is not None and item.count.exact else None
+        if c is None:
+            c = count_item(item, model)
         counts.item_tokens.append(c.tokens)
         counts.exact = counts.exact and c.exact
         if item.role == "system":

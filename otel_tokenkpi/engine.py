@@ -185,9 +185,16 @@ class Engine:
             return None
         return self.store.get(key, ConversationState)
 
+    def holds_trace(self, trace_id: int) -> bool:
+        """Lock-free: does the engine hold a roll-up for this trace? (Every model call in a trace
+        makes one while a processor exists; trace-keyed rule state never exists without it.)"""
+        return ("rollup", trace_id) in self.store
+
     def end_trace(self, trace_id: int) -> Rollup | None:
         """The trace's local root ended: drop its rule state (keeping only what a
         late ``record_outcome(trace_id=...)`` needs) and hand back its roll-up."""
+        if not self.holds_trace(trace_id):
+            return None  # most traces hold no model call: no lock taken
         state: ConversationState | None = self.store.pop(("trace", trace_id))
         if state is not None and state.last_span is not None:
             self.store.get(("finished", trace_id), lambda: state.outcome_only())

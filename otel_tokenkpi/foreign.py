@@ -114,6 +114,9 @@ _TOTAL_TOKENS = ("llm.usage.total_tokens", "llm.token_count.total")
 _FINISH_REASON_FALLBACKS = ("anthropic.message.stop_reason", "llm.finish_reason")
 
 
+_MARKER_KEYS = frozenset({sc.OPERATION_NAME, "openinference.span.kind", "llm.request.type"})
+
+
 def is_model_call_span(attributes: Mapping[str, Any]) -> bool:
     """Cheap check used on every span: a model call in any of the conventions read here.
 
@@ -121,7 +124,9 @@ def is_model_call_span(attributes: Mapping[str, Any]) -> bool:
     ``invoke_agent`` spans are not model calls, whatever else they carry); else
     OpenInference's span kind, else OpenLLMetry's ``llm.request.type``.
     """
-    if not attributes:
+    # Most spans are not GenAI: one set operation over the keys instead of three failing lookups
+    # (each a caught KeyError on the SDK's read-only attribute view).
+    if not attributes or _MARKER_KEYS.isdisjoint(attributes):
         return False
     operation = attributes.get(sc.OPERATION_NAME)
     if isinstance(operation, str):

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from . import semconv as sc
 from ._safety import IN_MODEL_CALL, run_hook
 from .engine import ENGINE
-from .foreign import is_model_call_span, record_from_span
+from .foreign import _MARKER_KEYS, is_model_call_span, record_from_span
 from .kpi_metrics import KPIMetrics
 from .record import CallScope
 from .scope import TASK_ROLLUPS, USER_ATTRIBUTES, current_conversation_id
@@ -67,20 +67,38 @@ class TokenKPISpanProcessor(SpanProcessor):
         self._nested_in_ours: set[int] = set()  # foreign spans describing one of our calls
         self._wrapping_ours: set[int] = set()  # foreign spans with one of our calls inside
         self._shut_down = False
+        self._downstream_on_ending = getattr(downstream_processor, "_on_ending", None) or _ignore
         with self._lock:
             ENGINE.trace_rollup_consumers += 1
 
     # -- SpanProcessor -----------------------------------------------------
+    # Fast path: a span that is not GenAI (no marker key) needs nothing from us, unless it is a
+    # local root whose trace held model calls. That is most spans: they cost a set test, a parent
+    # check and, for roots, a dict operation and a lock-free lookup.
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        run_hook("processor.on_start", self._on_start, span)
+        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
+            parent = span.parent
+            if parent is None or parent.is_remote:
+                self._roots[span.context.span_id] = USER_ATTRIBUTES.get()
+        else:
+            run_hook("processor.on_start", self._on_start, span)
         self.downstream.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
-        on_ending = getattr(self.downstream, "_on_ending", None)
-        if on_ending is not None:
-            on_ending(span)
+        self._downstream_on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
+        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
+            parent = span.parent
+            if parent is not None and not parent.is_remote:
+                self.downstream.on_end(span)
+                return
+            context = span.context
+            user_attributes = self._roots.pop(context.span_id, None) if context is not None else None
+            if user_attributes is None or not ENGINE.holds_trace(context.trace_id):  # type: ignore[union-attr]
+                self.downstream.on_end(span)
+                return
+            self._roots[context.span_id] = user_attributes  # type: ignore[union-attr]
         forwarded = run_hook("processor.on_end", self._on_end, span, default=span)
         if forwarded is not None:
             self.downstream.on_end(forwarded)
@@ -96,7 +114,7 @@ class TokenKPISpanProcessor(SpanProcessor):
         return self.downstream.force_flush(timeout_millis)
 
     # -- bookkeeping ---------------------------------------------------------
-    def _on_start(self, span: Span) -> None:
+    def _on_start(self, span: Span) -> None:  # a GenAI span
         context, parent = span.get_span_context(), span.parent
         span_id = context.span_id
         if parent is None or parent.is_remote:
@@ -165,6 +183,18 @@ class TokenKPISpanProcessor(SpanProcessor):
         computed = ENGINE.call_attributes(record, None, self._metrics)
         # What the span already says (its own usage, a peer's cost) is left as it is.
         return {key: value for key, value in computed.items() if key not in attributes}
+
+
+def _ignore(span: Any) -> None:
+    return None
+
+
+def _raw_attributes(span: ReadableSpan) -> Any:
+    """The SDK's attribute dict itself: ``.attributes`` builds a read-only view on every access."""
+    try:
+        return span._attributes or {}
+    except AttributeError:
+        return span.attributes or {}
 
 
 def _is_ours(span: ReadableSpan) -> bool:
