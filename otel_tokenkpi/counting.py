@@ -121,7 +121,8 @@ def uncounted_chars(request: CallRequest) -> int:
     model = request.model
     chars = 0
     for item in request.messages:
-        if not _counted(item, model):
+        count = item.count  # inline _counted(): this runs over the whole history on every call
+        if count is None or item.counted_for != model or not count.exact:
             chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
     for tool in request.tools:
         if not _counted(tool, model):

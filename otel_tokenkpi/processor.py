@@ -73,13 +73,13 @@ class TokenKPISpanProcessor(SpanProcessor):
 
     # -- SpanProcessor -----------------------------------------------------
     # Fast path: a span that is not GenAI (no marker key) needs nothing from us, unless it is a
-    # local root whose trace held model calls. That is most spans: they cost a set test, a parent
-    # check and, for roots, a dict operation and a lock-free lookup.
+    # local root whose trace held model calls. That is most spans: they cost a set test over
+    # their keys, a context-variable read and, at the end of a root, one lock-free lookup.
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
-            parent = span.parent
-            if parent is None or parent.is_remote:
-                self._roots[span.context.span_id] = USER_ATTRIBUTES.get()
+            user_attributes = USER_ATTRIBUTES.get()
+            if user_attributes and _is_local_root(span):
+                self._roots[span.context.span_id] = user_attributes
         else:
             run_hook("processor.on_start", self._on_start, span)
         self.downstream.on_start(span, parent_context=parent_context)
@@ -88,17 +88,13 @@ class TokenKPISpanProcessor(SpanProcessor):
         self._downstream_on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
-            parent = span.parent
-            if parent is not None and not parent.is_remote:
-                self.downstream.on_end(span)
-                return
-            context = span.context
-            user_attributes = self._roots.pop(context.span_id, None) if context is not None else None
-            if user_attributes is None or not ENGINE.holds_trace(context.trace_id):  # type: ignore[union-attr]
-                self.downstream.on_end(span)
-                return
-            self._roots[context.span_id] = user_attributes  # type: ignore[union-attr]
+        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)) and not (
+            _is_local_root(span) and ENGINE.holds_trace(span.context.trace_id)  # type: ignore[union-attr]
+        ):
+            if self._roots:
+                self._roots.pop(span.context.span_id, None)  # type: ignore[union-attr]
+            self.downstream.on_end(span)
+            return
         forwarded = run_hook("processor.on_end", self._on_end, span, default=span)
         if forwarded is not None:
             self.downstream.on_end(forwarded)
@@ -118,7 +114,7 @@ class TokenKPISpanProcessor(SpanProcessor):
         context, parent = span.get_span_context(), span.parent
         span_id = context.span_id
         if parent is None or parent.is_remote:
-            self._roots[span_id] = USER_ATTRIBUTES.get()
+            self._roots[span_id] = USER_ATTRIBUTES.get()  # GenAI roots: their end needs the entry
         attributes = span.attributes or {}
         if _is_ours(span):
             if attributes.get(sc.OPERATION_NAME) in sc.MODEL_CALL_OPERATIONS:
@@ -155,6 +151,8 @@ class TokenKPISpanProcessor(SpanProcessor):
             elif is_model_call_span(span.attributes or {}):
                 extra = self._foreign_call_attributes(span, start_scope)
         user_attributes = self._roots.pop(span_id, None)
+        if user_attributes is None and _is_local_root(span):
+            user_attributes = {}  # a root started outside any attributes() block
         if user_attributes is not None and context is not None:
             rollup = ENGINE.end_trace(context.trace_id)
             attributes = span.attributes or {}
@@ -187,6 +185,11 @@ class TokenKPISpanProcessor(SpanProcessor):
 
 def _ignore(span: Any) -> None:
     return None
+
+
+def _is_local_root(span: ReadableSpan) -> bool:
+    parent = span.parent
+    return parent is None or parent.is_remote
 
 
 def _raw_attributes(span: ReadableSpan) -> Any:

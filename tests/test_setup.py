@@ -35,6 +35,8 @@ Rx, Fake = OtlpReceiver, FakeOpenAIServer  # short names for test signatures
 
 MARK = "RESULT "
 SCOPE = "otel_tokenkpi.instrumentors.openai"
+# Every instrumentor of this distribution whose library the test environment installs.
+ALL_OURS = ["AnthropicInstrumentor", "BedrockInstrumentor", "GoogleGenAIInstrumentor", "OpenAIInstrumentor"]
 HEADERS = "x-honeycomb-team=key123,x-honeycomb-dataset=ds1"
 # The fake's default reply: 10 prompt tokens, 5 completion tokens, finish reason "stop", text "ok".
 # genai-prices (bundled data): gpt-4o-mini $0.15 / $0.60 per Mtok, gpt-4o $2.50 / $10.00; both 128k.
@@ -328,7 +330,7 @@ def test_instrument_twice_is_idempotent(rx: Rx, fake: Fake, tmp_path: Path) -> N
         patched = Completions.__dict__["create"]
         emit({
             "same_provider": tp is tp_first and tk_setup._created_tracer_provider is tp,
-            "instrumentors": [type(i).__name__ for i in tk_setup._instrumentors],
+            "instrumentors": sorted(type(i).__name__ for i in tk_setup._instrumentors),
             "processors": [type(p).__name__ for p in tk_setup._span_processors(tp)],
             "patched_once": isinstance(patched, wrapt.FunctionWrapper) and patched.__wrapped__ is original,
         })
@@ -338,7 +340,7 @@ def test_instrument_twice_is_idempotent(rx: Rx, fake: Fake, tmp_path: Path) -> N
     )
     assert out == {
         "same_provider": True,
-        "instrumentors": ["OpenAIInstrumentor"],
+        "instrumentors": ALL_OURS,
         "processors": ["TokenKPISpanProcessor"],
         "patched_once": True,
     }
@@ -419,7 +421,7 @@ def test_uninstrument_restores_methods_and_instrument_works_again(rx: Rx, fake: 
         "proxies_left": 0,
         "wrapped_attr_is_openais": True,
         "raw_content": "ok",
-        "instrumentors": 1,
+        "instrumentors": len(ALL_OURS),
     }
     assert len(fake.requests) == 4
     # gpt-4o (plain call) and gpt-4.1 (a with_raw_response bound before uninstrument) made no span
@@ -545,6 +547,7 @@ def test_user_non_sdk_tracer_provider_is_left_alone(rx: Rx, fake: Fake, tmp_path
     ],
 )
 def test_disabled_instrumentations(disabled: str, spans: int, rx: Rx, fake: Fake, tmp_path: Path) -> None:
+    """Only the named instrumentor is skipped; the other libraries' ones still run."""
     env = child_env(
         fake,
         **otlp_env(rx, OTEL_METRICS_EXPORTER="none", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=disabled),
@@ -561,7 +564,7 @@ def test_disabled_instrumentations(disabled: str, spans: int, rx: Rx, fake: Fake
         env,
         tmp_path,
     )
-    assert out == {"content": "ok", "instrumentors": spans}
+    assert out == {"content": "ok", "instrumentors": len(ALL_OURS) - 1 + spans}
     expected = ["chat gpt-4o-mini"] * spans + ["marker"]
     assert [s["name"] for s in rx.spans()] == expected
 
@@ -736,8 +739,8 @@ from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 otel_tokenkpi.instrument()
 emit({
     "group": sorted(group, key=str),
-    "instrumentors": [type(i).__name__ for i in tk_setup._instrumentors],
-    "ours": all(type(i) is OpenAIInstrumentor for i in tk_setup._instrumentors),
+    "instrumentors": sorted(type(i).__name__ for i in tk_setup._instrumentors),
+    "ours": all(type(i).__module__.startswith("otel_tokenkpi.instrumentors.") for i in tk_setup._instrumentors),
     "foreign_loaded": "foreign_mod" in sys.modules,
     "foreign_instrumented": os.environ.get("FOREIGN_INSTRUMENTED"),
 })
@@ -756,10 +759,13 @@ def test_only_this_distributions_entry_points(fake: Fake, tmp_path: Path) -> Non
     assert out == {
         "group": [
             ["foreign", "foreign-pkg"],
+            ["tokenkpi_anthropic", "otel-tokenkpi"],
+            ["tokenkpi_bedrock", "otel-tokenkpi"],
+            ["tokenkpi_google_genai", "otel-tokenkpi"],
             ["tokenkpi_openai", "impostor"],
             ["tokenkpi_openai", "otel-tokenkpi"],
         ],
-        "instrumentors": ["OpenAIInstrumentor"],
+        "instrumentors": ALL_OURS,
         "ours": True,
         "foreign_loaded": False,
         "foreign_instrumented": None,
@@ -775,5 +781,5 @@ def test_foreign_distribution_without_name_does_not_break_instrument(fake: Fake,
     _install_dist(site, "broken", "broken = foreign_mod:ForeignInstrumentor", None)
     env = child_env(fake, PYTHONPATH=str(site), OTEL_TRACES_EXPORTER="none", OTEL_METRICS_EXPORTER="none")
     out, _, _ = run_child(_ENTRY_POINT_PROBE, env, tmp_path)
-    assert out["instrumentors"] == ["OpenAIInstrumentor"]
+    assert out["instrumentors"] == ALL_OURS
     assert out["foreign_loaded"] is False
