@@ -154,14 +154,15 @@ class _Task(_Block):
         conversation_id = current_conversation_id(user_attributes)
         if conversation_id:
             attrs[sc.CONVERSATION_ID] = conversation_id
+        is_root = not trace.get_current_span().get_span_context().is_valid
         span = _tracer().start_span(f"{sc.INVOKE_WORKFLOW} {self.name}", kind=SpanKind.INTERNAL, attributes=attrs)
         rollup = Rollup(user_attributes)
         context_token = otel_context.attach(trace.set_span_in_context(span))
         rollups_token = TASK_ROLLUPS.set((*TASK_ROLLUPS.get(), rollup))
-        return span, rollup, context_token, rollups_token
+        return span, rollup, context_token, rollups_token, is_root
 
     def _exit(self, state: Any, exc: BaseException | None) -> None:
-        span, rollup, context_token, rollups_token = state
+        span, rollup, context_token, rollups_token, _ = state
         TASK_ROLLUPS.reset(rollups_token)
         otel_context.detach(context_token)
         if span.is_recording():
@@ -170,6 +171,9 @@ class _Task(_Block):
                 span.set_attribute(sc.ERROR_TYPE, type(exc).__qualname__)
                 span.set_status(Status(StatusCode.ERROR, str(exc)))
         span.end()
+        context = span.get_span_context()
+        if context.is_valid and state[4]:  # a local root: its trace's rule state is done with
+            run_hook("task.end_trace", ENGINE.end_trace, context.trace_id)
 
 
 def task(name: str) -> _Block:

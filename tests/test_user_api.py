@@ -158,3 +158,17 @@ def test_outcomes_are_counted_in_a_metric(fake, openai_client, loaded_data):
                 for point in metric.data.data_points:
                     points[point.attributes[sc.OUTCOME]] = point.value
     assert points == {"success": 2, "failure": 1}
+
+
+def test_trace_state_is_dropped_when_the_tasks_trace_ends(telemetry, fake, openai_client):
+    from otel_tokenkpi.engine import ENGINE
+
+    with otel_tokenkpi.task("short-lived"):
+        ask(openai_client)
+        ask(openai_client)  # the same request: trace-keyed state remembers the first
+    (task_span,) = [s for s in telemetry.spans() if s.kind == SpanKind.INTERNAL]
+    trace_id = task_span.context.trace_id
+    assert [s.attributes[sc.WASTE_REPEATED_REQUEST_TOKENS] for s in chat_spans(telemetry)] == [0, 15]
+    assert ("trace", trace_id) not in ENGINE.store
+    assert not ENGINE.holds_trace(trace_id)
+    assert ("finished", trace_id) in ENGINE.store  # what a late record_outcome(trace_id=...) needs
