@@ -1,7 +1,9 @@
 """Read Anthropic Messages API shapes: request kwargs, ``Message`` responses, raw stream events.
 
 Shapes only (API reference: Messages, streaming events); the lifecycle does everything else. Serves
-the GA ``messages`` and the beta ``messages`` resources alike (same field names).
+the GA ``messages`` and the beta ``messages`` resources alike (same field names), and Bedrock's
+``InvokeModel`` with an Anthropic body (``_bedrock_anthropic``), which is this same JSON: one reader, so
+the two routes to Claude give the same record.
 
 Choices made here:
 
@@ -28,17 +30,9 @@ import json
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import (
-    CallRequest,
-    CallResult,
-    ContextItem,
-    OutputMessage,
-    ToolCall,
-    ToolDefinition,
-    Usage,
-)
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, param_number, stop_sequences, text_of
+from ._shapes import IdentityMemo, as_list, compact_json, get, input_with_cache, number_params, stop_sequences, text_of
 
 
 def _text_blocks(content: Any) -> str:
@@ -97,39 +91,51 @@ _message_memo = IdentityMemo(read_message)
 _tool_memo = IdentityMemo(read_tool_definition)
 
 
+def sampling_params(fields: dict[str, Any]) -> dict[str, Any]:
+    """Sampling parameters of a Messages body (SDK kwargs or Bedrock body JSON: same names)."""
+    params = number_params(
+        (
+            (sc.REQUEST_MAX_TOKENS, fields.get("max_tokens")),
+            (sc.REQUEST_TEMPERATURE, fields.get("temperature")),
+            (sc.REQUEST_TOP_P, fields.get("top_p")),
+            (sc.REQUEST_TOP_K, fields.get("top_k")),
+        )
+    )
+    stops = stop_sequences(fields.get("stop_sequences"))
+    if stops:
+        params[sc.REQUEST_STOP_SEQUENCES] = stops
+    return params
+
+
 def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Sampling parameters; newer SDKs (2.x) dropped ``temperature``/``top_p``/``top_k`` from the method
     signature, so they arrive in ``extra_body``, which wins over kwargs as it does in the SDK."""
     extra = kwargs.get("extra_body")
     if isinstance(extra, dict):
         kwargs = {**kwargs, **extra}
-    params: dict[str, Any] = {}
-    for key, value in (
-        (sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens")),
-        (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-        (sc.REQUEST_TOP_P, kwargs.get("top_p")),
-        (sc.REQUEST_TOP_K, kwargs.get("top_k")),
-    ):
-        number = param_number(value)
-        if number is not None:
-            params[key] = number
-    stops = stop_sequences(kwargs.get("stop_sequences"))
-    if stops:
-        params[sc.REQUEST_STOP_SEQUENCES] = stops
+    params = sampling_params(kwargs)
     if kwargs.get("stream") is True:
         params[sc.REQUEST_STREAM] = True
     return params
 
 
-def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
-    base.params = request_params(kwargs)
-    system = kwargs.get("system")
+def read_context(base: CallRequest, fields: dict[str, Any], memoized: bool = True) -> None:
+    """System, messages and tools of a Messages body into ``base``. ``memoized`` is for the SDK's
+    kwargs, the user's own objects re-sent every call; a Bedrock body is JSON parsed afresh for each
+    call, where a memo could never hit and would only keep dead objects alive."""
+    system = fields.get("system")
     system_text = _text_blocks(system) if system is not None else ""
     if system_text:
         base.messages.append(ContextItem(role="system", text=system_text, is_instructions=True))
-    for message in as_list(kwargs.get("messages")):
-        base.messages.extend(_message_memo(message))
-    base.tools = [_tool_memo(t) for t in as_list(kwargs.get("tools"))]
+    read_one, read_tool = (_message_memo, _tool_memo) if memoized else (read_message, read_tool_definition)
+    for message in as_list(fields.get("messages")):
+        base.messages.extend(read_one(message))
+    base.tools = [read_tool(t) for t in as_list(fields.get("tools"))]
+
+
+def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
+    base.params = request_params(kwargs)
+    read_context(base, kwargs)
     base.stream = kwargs.get("stream") is True
     return base
 
@@ -155,7 +161,7 @@ def _usage_from(*layers: Any) -> Usage:
         pick("cache_creation_input_tokens"),
     )
     return Usage(
-        input_tokens=None if uncached is None else uncached + (cache_read or 0) + (cache_write or 0),
+        input_tokens=input_with_cache(uncached, cache_read, cache_write),
         output_tokens=_count(layers[0], "output_tokens"),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,

@@ -17,7 +17,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, param_number, stop_sequences
+from ._shapes import IdentityMemo, as_list, compact_json, get, input_with_cache, number_params, stop_sequences
 
 
 def tool_result_text(content: Any) -> str:
@@ -103,15 +103,13 @@ _tool_memo = IdentityMemo(read_tool_definition)
 
 def request_params(params: dict[str, Any]) -> dict[str, Any]:
     config = get(params, "inferenceConfig")
-    attrs: dict[str, Any] = {}
-    for key, value in (
-        (sc.REQUEST_MAX_TOKENS, get(config, "maxTokens")),
-        (sc.REQUEST_TEMPERATURE, get(config, "temperature")),
-        (sc.REQUEST_TOP_P, get(config, "topP")),
-    ):
-        number = param_number(value)
-        if number is not None:
-            attrs[key] = number
+    attrs = number_params(
+        (
+            (sc.REQUEST_MAX_TOKENS, get(config, "maxTokens")),
+            (sc.REQUEST_TEMPERATURE, get(config, "temperature")),
+            (sc.REQUEST_TOP_P, get(config, "topP")),
+        )
+    )
     stops = stop_sequences(get(config, "stopSequences"))
     if stops:
         attrs[sc.REQUEST_STOP_SEQUENCES] = stops
@@ -137,9 +135,8 @@ def read_usage(usage: Any) -> Usage | None:
         return None
     read = get(usage, "cacheReadInputTokens")
     write = get(usage, "cacheWriteInputTokens")
-    uncached = get(usage, "inputTokens")
     return Usage(
-        input_tokens=uncached + (read or 0) + (write or 0) if isinstance(uncached, int) else None,
+        input_tokens=input_with_cache(get(usage, "inputTokens"), read, write),
         output_tokens=get(usage, "outputTokens"),
         cache_read_tokens=read,
         cache_write_tokens=write,

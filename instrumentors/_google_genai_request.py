@@ -17,7 +17,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import ContextItem, ToolCall, ToolDefinition
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, param_number, stop_sequences
+from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, param_number, stop_sequences
 
 _ROLES = {"model": "assistant", "user": "user", "function": "tool", "tool": "tool", "system": "system"}
 # Fields of a Tool that are not built-in tools of their own.
@@ -224,8 +224,7 @@ def output_type(config: Any) -> str | None:
 
 
 def request_params(config: Any, stream: bool) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for key, field in (
+    fields = (
         (sc.REQUEST_MAX_TOKENS, "max_output_tokens"),
         (sc.REQUEST_TEMPERATURE, "temperature"),
         (sc.REQUEST_TOP_P, "top_p"),
@@ -233,10 +232,8 @@ def request_params(config: Any, stream: bool) -> dict[str, Any]:
         (sc.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
         (sc.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
         (sc.REQUEST_SEED, "seed"),
-    ):
-        number = param_number(get(config, field))
-        if number is not None:
-            params[key] = number
+    )
+    params = number_params((key, get(config, field)) for key, field in fields)
     count = param_number(get(config, "candidate_count"))
     if count is not None and count != 1:
         params[sc.REQUEST_CHOICE_COUNT] = count

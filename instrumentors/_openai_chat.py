@@ -10,17 +10,19 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import (
-    CallRequest,
-    CallResult,
-    ContextItem,
-    OutputMessage,
-    ToolCall,
-    ToolDefinition,
-    Usage,
-)
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, given, param_number, stop_sequences, text_of
+from ._shapes import (
+    IdentityMemo,
+    as_list,
+    compact_json,
+    get,
+    given,
+    number_params,
+    param_number,
+    stop_sequences,
+    text_of,
+)
 
 _ROLES = {"developer": "system", "system": "system", "function": "tool", "tool": "tool"}
 
@@ -87,21 +89,19 @@ def output_type(response_format: Any) -> str | None:
 
 
 def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
     max_tokens = kwargs.get("max_completion_tokens")
     if not given(max_tokens):
         max_tokens = kwargs.get("max_tokens")
-    for key, value in (
-        (sc.REQUEST_MAX_TOKENS, max_tokens),
-        (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-        (sc.REQUEST_TOP_P, kwargs.get("top_p")),
-        (sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty")),
-        (sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty")),
-        (sc.REQUEST_SEED, kwargs.get("seed")),
-    ):
-        number = param_number(value)
-        if number is not None:
-            params[key] = number
+    params = number_params(
+        (
+            (sc.REQUEST_MAX_TOKENS, max_tokens),
+            (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
+            (sc.REQUEST_TOP_P, kwargs.get("top_p")),
+            (sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty")),
+            (sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty")),
+            (sc.REQUEST_SEED, kwargs.get("seed")),
+        )
+    )
     n = param_number(kwargs.get("n"))
     if n is not None and n != 1:
         params[sc.REQUEST_CHOICE_COUNT] = n

@@ -11,17 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import (
-    CallRequest,
-    CallResult,
-    ContextItem,
-    OutputMessage,
-    ToolCall,
-    ToolDefinition,
-    Usage,
-)
+from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, param_number, text_of
+from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, text_of
 
 _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
@@ -68,15 +60,13 @@ _tool_memo = IdentityMemo(read_tool_definition)
 
 
 def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
-    params: dict[str, Any] = {}
-    for key, value in (
-        (sc.REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens")),
-        (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-        (sc.REQUEST_TOP_P, kwargs.get("top_p")),
-    ):
-        number = param_number(value)
-        if number is not None:
-            params[key] = number
+    params = number_params(
+        (
+            (sc.REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens")),
+            (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
+            (sc.REQUEST_TOP_P, kwargs.get("top_p")),
+        )
+    )
     if kwargs.get("stream") is True:
         params[sc.REQUEST_STREAM] = True
     text_format = get(get(kwargs.get("text"), "format"), "type")

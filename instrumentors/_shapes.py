@@ -3,15 +3,20 @@
 Client libraries accept both plain dicts and their own model objects (users
 append ``response.choices[0].message`` to the history), and use sentinel
 defaults (openai's ``NOT_GIVEN`` / ``omit``). These helpers read all of those
-the same way, so adapters stay a list of field names.
+the same way, so adapters stay a list of field names. What every adapter
+does alike with what it read (numeric parameters, cache-inclusive input,
+the call-level request fields) is here too, written once.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
+
+from otel_tokenkpi.record import CallRequest
 
 _SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit"})
 
@@ -73,6 +78,27 @@ def text_of(content: Any, text_keys: tuple[str, ...] = ("text",)) -> str:
     return ""
 
 
+def input_with_cache(uncached: Any, cache_read: Any, cache_write: Any) -> int | None:
+    """Input tokens as semconv counts them, cached ones included, for APIs that report the uncached
+    input apart from cache reads and writes (Anthropic Messages, Bedrock Converse): the three added."""
+    if not isinstance(uncached, int):
+        return None
+    return uncached + (cache_read or 0) + (cache_write or 0)
+
+
+def new_request(operation: str, provider: str, model: Any, server: tuple[str | None, int | None]) -> CallRequest:
+    """The call-level fields every adapter starts from. A model that is not a string is the user's
+    mistake (the SDK rejects it): it is not recorded."""
+    host, port = server
+    return CallRequest(
+        operation=operation,
+        provider=provider,
+        model=model if isinstance(model, str) else None,
+        server_address=host,
+        server_port=port,
+    )
+
+
 def server_of(base_url: Any) -> tuple[str | None, int | None]:
     """``(host, port)`` of a base URL (httpx URL or string)."""
     if base_url is None:
@@ -94,6 +120,17 @@ def param_number(value: Any) -> int | float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return value
+
+
+def number_params(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """``{attribute: value}`` for the ``(attribute, value)`` pairs whose value is a number. Every API
+    names its sampling parameters differently; reading them is the same, so adapters list only names."""
+    params: dict[str, Any] = {}
+    for key, value in fields:
+        number = param_number(value)
+        if number is not None:
+            params[key] = number
+    return params
 
 
 def stop_sequences(value: Any) -> list[str] | None:

@@ -1,5 +1,7 @@
 """Shapes shared by Stainless-generated SDKs (openai, anthropic, groq).
 
+Resources keep their client at ``_client``, which knows its ``base_url``.
+
 ``with_raw_response`` returns a ``LegacyAPIResponse`` whose ``parse()``
 builds the model object (or the stream) once and caches it in
 ``_parsed_by_type``. We parse it (the user's later ``parse()`` gets the same
@@ -11,6 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+
+from ._shapes import server_of
+
+
+def client_and_server(resource: Any) -> tuple[Any, tuple[str | None, int | None]]:
+    """A resource's client (``resource._client``) and the ``(host, port)`` of its ``base_url``: the
+    client tells the provider (Azure, Bedrock, Vertex subclasses), the URL the server."""
+    client = getattr(resource, "_client", None)
+    return client, server_of(getattr(client, "base_url", None))
 
 
 def unwrap_raw_response(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:

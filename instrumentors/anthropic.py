@@ -24,8 +24,8 @@ from otel_tokenkpi.lifecycle import Endpoint, deferred_call_wrapper, model_call_
 from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages
-from ._shapes import server_of
-from ._stainless import unwrap_raw_response
+from ._shapes import new_request
+from ._stainless import client_and_server, unwrap_raw_response
 
 # Clients that reach Claude through another provider's endpoint (semconv provider names).
 _PROVIDER_BY_CLIENT_PREFIX = (
@@ -45,17 +45,8 @@ def provider_for(client: Any) -> str:
 
 
 def _read_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
-    client = getattr(instance, "_client", None)
-    host, port = server_of(getattr(client, "base_url", None))
-    model = kwargs.get("model")
-    base = CallRequest(
-        operation="chat",
-        provider=provider_for(client),
-        model=model if isinstance(model, str) else None,
-        server_address=host,
-        server_port=port,
-    )
-    return messages.read_request(base, kwargs)
+    client, server = client_and_server(instance)
+    return messages.read_request(new_request("chat", provider_for(client), kwargs.get("model"), server), kwargs)
 
 
 def defer_stream_request(manager: Any, wrap: Any) -> bool:

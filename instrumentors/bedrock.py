@@ -26,9 +26,10 @@ from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
 from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
 from otel_tokenkpi.record import CallRequest, CallResult
 
+from . import _anthropic_messages as anthropic_messages
 from . import _bedrock_anthropic as anthropic
 from . import _bedrock_converse as converse
-from ._shapes import server_of
+from ._shapes import new_request, server_of
 
 PROVIDER = "aws.bedrock"
 SERVICE = "bedrock-runtime"
@@ -43,15 +44,8 @@ def _server(endpoint_url: str | None) -> tuple[str | None, int | None]:
 
 
 def _base_request(instance: Any, kwargs: dict[str, Any], operation: str = "chat") -> CallRequest:
-    model = kwargs["api_params"].get("modelId")
-    host, port = _server(getattr(getattr(instance, "meta", None), "endpoint_url", None))
-    return CallRequest(
-        operation=operation,
-        provider=PROVIDER,
-        model=model if isinstance(model, str) else None,
-        server_address=host,
-        server_port=port,
-    )
+    server = _server(getattr(getattr(instance, "meta", None), "endpoint_url", None))
+    return new_request(operation, PROVIDER, kwargs["api_params"].get("modelId"), server)
 
 
 def _read_converse(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
@@ -84,16 +78,21 @@ def _not_read(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
     return None, None
 
 
-def _unwrap_converse_stream(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
-    """The event stream lives at ``result["stream"]``: our proxy goes there."""
-    if not isinstance(result, dict) or result.get("stream") is None:
-        return None, None
+def _stream_at(key: str) -> Callable[[Any], tuple[Any, Callable[[Any], Any] | None]]:
+    """An unwrap for a response dict whose event stream lives at ``result[key]`` (``stream`` for
+    ConverseStream, ``body`` for InvokeModelWithResponseStream): our proxy goes there."""
 
-    def rewrap(proxy: Any) -> Any:
-        result["stream"] = proxy
-        return result
+    def unwrap(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
+        if not isinstance(result, dict) or result.get(key) is None:
+            return None, None
 
-    return result["stream"], rewrap
+        def rewrap(proxy: Any) -> Any:
+            result[key] = proxy
+            return result
+
+        return result[key], rewrap
+
+    return unwrap
 
 
 def _no_result(response: Any) -> CallResult:  # pragma: no cover - opaque endpoints never read a response
@@ -107,20 +106,20 @@ ENDPOINTS: dict[str, Endpoint] = {
         read_request=_read_converse_stream,
         read_response=converse.read_response,
         stream_reader=converse.EventReader,
-        unwrap=_unwrap_converse_stream,
+        unwrap=_stream_at("stream"),
     ),
     "InvokeModel": Endpoint(
         name="bedrock.invoke_model",
         read_request=_read_invoke,
-        read_response=anthropic.read_response,
+        read_response=anthropic_messages.read_response,
         unwrap=anthropic.unwrap_invoke_response,
     ),
     "InvokeModelWithResponseStream": Endpoint(
         name="bedrock.invoke_model_stream",
         read_request=_read_invoke_stream,
-        read_response=anthropic.read_response,
+        read_response=anthropic_messages.read_response,
         stream_reader=anthropic.ChunkReader,
-        unwrap=anthropic.unwrap_invoke_stream,
+        unwrap=_stream_at("body"),
     ),
     "InvokeModel" + _OPAQUE: Endpoint(
         name="bedrock.invoke_model_other", read_request=_read_opaque_invoke, read_response=_no_result, unwrap=_not_read

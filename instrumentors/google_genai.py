@@ -26,7 +26,7 @@ from otel_tokenkpi.record import CallRequest, CallResult, Usage
 
 from . import _google_genai_request as request_shapes
 from . import _google_genai_response as response_shapes
-from ._shapes import as_list, get, server_of
+from ._shapes import as_list, get, new_request, server_of
 
 GEMINI, VERTEX_AI = "gcp.gemini", "gcp.vertex_ai"
 _MODELS = "google.genai.models"
@@ -40,15 +40,8 @@ def _base_request(operation: str, instance: Any, kwargs: dict[str, Any]) -> Call
     base_url = get(get(kwargs.get("config"), "http_options"), "base_url")
     if not base_url:
         base_url = get(get(api_client, "_http_options"), "base_url")
-    host, port = server_of(base_url) if base_url else (None, None)
-    model = kwargs.get("model")
-    return CallRequest(
-        operation=operation,
-        provider=VERTEX_AI if get(api_client, "vertexai") else GEMINI,
-        model=model if isinstance(model, str) else None,
-        server_address=host,
-        server_port=port,
-    )
+    server = server_of(base_url) if base_url else (None, None)
+    return new_request(operation, VERTEX_AI if get(api_client, "vertexai") else GEMINI, kwargs.get("model"), server)
 
 
 def _read_generate(instance: Any, kwargs: dict[str, Any], stream: bool) -> CallRequest:

@@ -19,8 +19,8 @@ from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
 from . import _openai_responses as responses
-from ._shapes import get, given, server_of
-from ._stainless import unwrap_raw_response
+from ._shapes import get, given, new_request
+from ._stainless import client_and_server, unwrap_raw_response
 
 # Well-known providers behind an OpenAI-compatible base URL (semconv names).
 _PROVIDER_BY_HOST_SUFFIX = (
@@ -51,16 +51,8 @@ def provider_for(client: Any, host: str | None) -> str:
 
 
 def _base_request(operation: str, instance: Any, kwargs: dict[str, Any]) -> CallRequest:
-    client = getattr(instance, "_client", None)
-    host, port = server_of(getattr(client, "base_url", None))
-    model = kwargs.get("model")
-    return CallRequest(
-        operation=operation,
-        provider=provider_for(client, host),
-        model=model if isinstance(model, str) else None,
-        server_address=host,
-        server_port=port,
-    )
+    client, server = client_and_server(instance)
+    return new_request(operation, provider_for(client, server[0]), kwargs.get("model"), server)
 
 
 def _read_chat_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:

@@ -15,6 +15,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._fake_server import dumps
+
 ARGUMENT_PIECES = 3  # streamed tool-use input arrives in about this many fragments
 
 
@@ -235,7 +237,3 @@ def titan_text(turn: Turn) -> dict[str, Any]:
 
 def chunk_event(payload: dict[str, Any]) -> bytes:
     return _event("chunk", {"bytes": base64.b64encode(dumps(payload)).decode()})
-
-
-def dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()

@@ -16,19 +16,12 @@ Standard library only.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import itertools
 import json
-import re
-import socket
-import sys
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from ._fake_server import FakeRequestHandler, FakeServer, RecordedRequest, dumps, split_text
 
 __all__ = ["FakeAnthropicServer", "RecordedRequest", "Reply", "ToolCall"]
 
@@ -90,16 +83,6 @@ class Reply:
 
 
 @dataclass
-class RecordedRequest:
-    """A request as the server received it; header names are lower-cased."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict | None  # parsed JSON body, None when the body is not a JSON object
-
-
-@dataclass
 class _Turn:
     """A reply bound to one request: the id and tool ids every shape of the answer agrees on."""
 
@@ -150,20 +133,6 @@ class _Turn:
         }
 
 
-def split_text(text: str, pieces: int | None) -> list[str]:
-    """Cut ``text`` into deltas whose concatenation is exactly ``text``: ``pieces`` near-equal parts, or
-    one part per word (each with the whitespace after it)."""
-    if not text:
-        return []
-    if pieces is None:
-        return re.findall(r"\s*\S+\s*", text) or [text]
-    size, extra = divmod(len(text), max(1, pieces))
-    bounds = [0]
-    for i in range(max(1, pieces)):
-        bounds.append(bounds[-1] + size + (1 if i < extra else 0))
-    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
-
-
 def stream_events(turn: _Turn) -> list[dict[str, Any]]:
     """The SSE events of a streamed answer, in order; each has a ``type`` that is also its event name."""
     reply = turn.reply
@@ -208,41 +177,17 @@ def count_tokens(body: dict[str, Any]) -> int:
     return words(body.get("system")) + words(body.get("messages")) + words(body.get("tools"))
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; SSE streams use chunked encoding so a cut stream is visibly incomplete."""
+class _Handler(FakeRequestHandler):
+    """Routes ``/v1/messages`` and ``count_tokens``; SSE streams are chunked (see FakeRequestHandler)."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # without it each small response waits ~40 ms for delayed ACKs
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: tests would otherwise print a line per request."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        self.server.connections.discard(self.connection)
-        super().finish()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+    request_id_header = "request-id"
+    stream_headers = {"Cache-Control": "no-cache"}
+    fake: FakeAnthropicServer
 
     def _dispatch(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = None
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        number = fake._record(RecordedRequest(self.command, self.path, headers, body))
+        fake = self.fake
+        body = self._read_json_body()
+        number = fake._record(RecordedRequest(self.command, self.path, self._lowered_headers(), body))
         self._request_id = f"req_{number:04d}"
 
         path = urlsplit(self.path).path.rstrip("/")
@@ -272,149 +217,43 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send_json(200, turn.message(), reply.headers)
             return
-        frames = [f"event: {e['type']}\ndata: ".encode() + _dumps(e) + b"\n\n" for e in stream_events(turn)]
+        frames = [f"event: {e['type']}\ndata: ".encode() + dumps(e) + b"\n\n" for e in stream_events(turn)]
         if reply.error_event_after is not None:
             error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-            frames = frames[: reply.error_event_after] + [b"event: error\ndata: " + _dumps(error) + b"\n\n"]
+            frames = frames[: reply.error_event_after] + [b"event: error\ndata: " + dumps(error) + b"\n\n"]
         if reply.bad_json:
             frames.insert(1, b"event: content_block_start\ndata: " + TRUNCATED_JSON + b"\n\n")
-        self._send_stream(frames, reply)
-
-    def _send_stream(self, frames: list[bytes], reply: Reply) -> None:
-        self.send_response(200)
-        self._send_headers("text/event-stream; charset=utf-8", reply.headers)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        cut = reply.cut_stream_after
-        try:
-            for sent, frame in enumerate(frames):
-                if cut is not None and sent >= cut:
-                    # Closing without the terminating zero-size chunk: the client sees a truncated body.
-                    self.close_connection = True
-                    return
-                chunk = f"{len(frame):x}\r\n".encode() + frame + b"\r\n"
-                if sent == len(frames) - 1:
-                    chunk += b"0\r\n\r\n"  # same write as the last event, so the client never waits for it
-                self.wfile.write(chunk)
-        except OSError:
-            self.close_connection = True
-
-    def _send_json(self, status: int, payload: dict[str, Any], extra: dict[str, str]) -> None:
-        self._send_bytes(status, _dumps(payload), "application/json", extra)
+        self._send_stream(frames, "text/event-stream; charset=utf-8", reply.headers, reply.cut_stream_after)
 
     def _send_error(self, status: int, kind: str, message: str, extra: dict[str, str]) -> None:
         payload = {"type": "error", "error": {"type": kind, "message": message}, "request_id": self._request_id}
         self._send_json(status, payload, extra)
 
-    def _send_bytes(self, status: int, data: bytes, content_type: str, extra: dict[str, str]) -> None:
-        self.send_response(status)
-        self._send_headers(content_type, extra)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _send_headers(self, content_type: str, extra: dict[str, str]) -> None:
-        self.send_header("Content-Type", content_type)
-        self.send_header("request-id", self._request_id)
-        for name, value in extra.items():
-            self.send_header(name, value)
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    """Serves each connection in a daemon thread and knows the fake."""
-
-    def __init__(self, address: tuple[str, int], fake: FakeAnthropicServer) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()  # open client connections, closed by stop()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up mid-response are expected here (cut streams, closed SDK streams)."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class FakeAnthropicServer:
+class FakeAnthropicServer(FakeServer[Reply, RecordedRequest]):
     """A fake Anthropic API on a local port; use as a context manager or with ``start()``/``stop()``.
 
-    Each ``POST /v1/messages`` takes the next :meth:`enqueue`-d reply, or ``default_reply`` when none is
-    queued; ``count_tokens`` never takes one (it answers ``count_tokens_result``, or a word count of the
-    request when that is None). Every request is kept in ``requests`` (recorded before it is answered).
+    Clients use ``base_url=server.url``. Each ``POST /v1/messages`` takes the next :meth:`enqueue`-d reply,
+    or ``default_reply`` when none is queued; ``count_tokens`` never takes one (it answers
+    ``count_tokens_result``, or a word count of the request when that is None). Every request is kept in
+    ``requests`` (recorded before it is answered).
     """
 
+    handler = _Handler
+    thread_name = "fake-anthropic"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
-        self.default_reply = Reply()
+        super().__init__(Reply(), host, port)
         self.count_tokens_result: int | None = None
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._turns = itertools.count(1)
-        self._calls = itertools.count(1)
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` of the running server; clients use ``base_url=url``."""
-        if self._httpd is None:
-            raise RuntimeError("FakeAnthropicServer is not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
-
-    def start(self) -> FakeAnthropicServer:
-        self._httpd = _HTTPServer((self.host, self.port), self)
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, name="fake-anthropic", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close kept-alive connections, so no handler thread answers after this."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for conn in list(self._httpd.connections):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def enqueue(self, *replies: Reply) -> None:
-        with self._lock:
-            self._queue.extend(replies)
 
     def reset(self) -> None:
         """Forget queued replies, recorded requests and ``count_tokens_result``; restart id numbering."""
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-            self.count_tokens_result = None
-            self._turns = itertools.count(1)
-            self._calls = itertools.count(1)
-
-    def _record(self, request: RecordedRequest) -> int:
-        with self._lock:
-            self.requests.append(request)
-            return len(self.requests)
+        super().reset()
+        self.count_tokens_result = None
 
     def _take_turn(self, request: dict[str, Any]) -> _Turn:
         with self._lock:
-            reply = self._queue.popleft() if self._queue else self.default_reply
-            number = next(self._turns)
+            reply, number = self._pop_reply()
             calls = [(tc.id or f"toolu_{next(self._calls):04d}", tc) for tc in reply.tool_calls]
         model = reply.model if reply.model is not None else str(request.get("model", ""))
         return _Turn(reply, number, model, calls)

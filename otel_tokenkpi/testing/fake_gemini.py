@@ -14,20 +14,15 @@ several providers alike. Standard library only.
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
-import itertools
 import json
 import re
-import socket
-import sys
-import threading
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from . import _fake_server
+from ._fake_server import FakeRequestHandler, FakeServer, dumps, split_text
 
 __all__ = ["FakeGeminiServer", "RecordedRequest", "Reply", "ToolCall"]
 
@@ -96,28 +91,11 @@ class Reply:
 
 
 @dataclass
-class RecordedRequest:
-    """A request as the server received it; header names are lower-cased."""
+class RecordedRequest(_fake_server.RecordedRequest):
+    """A request as the server received it, with the model and API version named in its path."""
 
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict | None  # parsed JSON body, None when the body is not a JSON object
     model: str | None = None  # from the path
     api_version: str | None = None
-
-
-def _split_text(text: str, pieces: int | None) -> list[str]:
-    """Cut ``text`` into deltas whose concatenation is exactly ``text`` (per word, or ``pieces`` parts)."""
-    if not text:
-        return []
-    if pieces is None:
-        return re.findall(r"\s*\S+\s*", text) or [text]
-    size, extra = divmod(len(text), max(1, pieces))
-    bounds = [0]
-    for i in range(max(1, pieces)):
-        bounds.append(bounds[-1] + size + (1 if i < extra else 0))
-    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 @dataclass
@@ -203,7 +181,7 @@ def _stream_chunks(turn: _Turn) -> list[dict[str, Any]]:
     for index in range(turn.candidates):
         if reply.thought_text is not None:
             pieces.append((index, {"text": reply.thought_text, "thought": True}))
-        pieces.extend((index, {"text": piece}) for piece in _split_text(reply.text or "", reply.text_chunks))
+        pieces.extend((index, {"text": piece}) for piece in split_text(reply.text or "", reply.text_chunks))
         pieces.extend((index, _function_call_part(tc)) for tc in reply.tool_calls)
         if not pieces or pieces[-1][0] != index:
             pieces.append((index, {"text": ""}))
@@ -234,43 +212,18 @@ def _error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"code": status, "message": message, "status": name}}
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; SSE streams use chunked encoding so a cut stream is visibly incomplete."""
+class _Handler(FakeRequestHandler):
+    """Routes ``models/{model}:{method}`` requests; SSE streams are chunked (see FakeRequestHandler)."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # without it each small response waits ~40 ms for delayed ACKs
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: tests would otherwise print a line per request."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        self.server.connections.discard(self.connection)
-        super().finish()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+    json_content_type = "application/json; charset=UTF-8"
+    fake: FakeGeminiServer
 
     def _dispatch(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = None
-        headers = {k.lower(): v for k, v in self.headers.items()}
+        body = self._read_json_body()
         match = _MODEL_PATH.match(urlsplit(self.path).path)
         model = match["model"] if match else None
-        fake._record(RecordedRequest(self.command, self.path, headers, body, model, match and match["version"]))
+        version = match and match["version"]
+        self.fake._record(RecordedRequest(self.command, self.path, self._lowered_headers(), body, model, version))
         if self.command != "POST" or match is None or match["method"] not in (_GENERATE, _STREAM, _EMBED):
             self._send_json(404, _error_body(404, f"Invalid URL ({self.command} {self.path})"), {})
         elif body is None:
@@ -278,7 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif match["method"] == _EMBED:  # embeddings never take a scripted reply
             self._send_json(200, _embeddings(body), {})
         else:
-            turn = fake._take_turn(str(model), body)
+            turn = self.fake._take_turn(str(model), body)
             self._answer(turn, streamed=match["method"] == _STREAM)
 
     def _answer(self, turn: _Turn, streamed: bool) -> None:
@@ -287,141 +240,35 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(reply.status, _error_body(reply.status, reply.error_message), reply.headers)
         elif not streamed:
             if reply.bad_json:
-                self._send_bytes(200, TRUNCATED_JSON, "application/json; charset=UTF-8", reply.headers)
+                self._send_bytes(200, TRUNCATED_JSON, self.json_content_type, reply.headers)
             else:
                 self._send_json(200, _response(turn), reply.headers)
         else:
-            events = [b"data: " + _dumps(chunk) + b"\r\n\r\n" for chunk in _stream_chunks(turn)]
+            events = [b"data: " + dumps(chunk) + b"\r\n\r\n" for chunk in _stream_chunks(turn)]
             if reply.stream_error_after is not None:
-                error = b"data: " + _dumps(_error_body(500, reply.error_message)) + b"\r\n\r\n"
+                error = b"data: " + dumps(_error_body(500, reply.error_message)) + b"\r\n\r\n"
                 events = [*events[: reply.stream_error_after], error]
-            self._send_stream(events, reply)
-
-    def _send_stream(self, events: list[bytes], reply: Reply) -> None:
-        self.send_response(200)
-        self._send_headers("text/event-stream", reply.headers)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.end_headers()
-        cut = reply.cut_stream_after
-        try:
-            for sent, event in enumerate(events):
-                if cut is not None and sent >= cut:
-                    # Closing without the terminating zero-size chunk: the client sees a truncated body.
-                    self.close_connection = True
-                    return
-                frame = f"{len(event):x}\r\n".encode() + event + b"\r\n"
-                if sent == len(events) - 1:
-                    frame += b"0\r\n\r\n"  # same write as the last event, so the client never waits for it
-                self.wfile.write(frame)
-        except OSError:
-            self.close_connection = True
-
-    def _send_json(self, status: int, payload: dict[str, Any], extra: dict[str, str]) -> None:
-        self._send_bytes(status, _dumps(payload), "application/json; charset=UTF-8", extra)
-
-    def _send_bytes(self, status: int, data: bytes, content_type: str, extra: dict[str, str]) -> None:
-        self.send_response(status)
-        self._send_headers(content_type, extra)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _send_headers(self, content_type: str, extra: dict[str, str]) -> None:
-        self.send_header("Content-Type", content_type)
-        for name, value in extra.items():
-            self.send_header(name, value)
+            self._send_stream(events, "text/event-stream", reply.headers, reply.cut_stream_after)
 
 
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    """Serves each connection in a daemon thread and knows the fake."""
-
-    def __init__(self, address: tuple[str, int], fake: FakeGeminiServer) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()  # open client connections, closed by stop()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up mid-response are expected here (cut streams, closed SDK streams)."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class FakeGeminiServer:
+class FakeGeminiServer(FakeServer[Reply, RecordedRequest]):
     """A fake Gemini API on a local port; use as a context manager or with ``start()``/``stop()``.
 
-    Each generateContent / streamGenerateContent request takes the next :meth:`enqueue`-d reply, or
-    ``default_reply`` when none is queued; batchEmbedContents (``embed_content``) never takes one.
-    Every request is kept in ``requests`` (recorded before it is answered), so tests can assert on what
-    the SDK sent.
+    ``server.url`` is the client's ``base_url``. Each generateContent / streamGenerateContent request takes
+    the next :meth:`enqueue`-d reply, or ``default_reply`` when none is queued; batchEmbedContents
+    (``embed_content``) never takes one. Every request is kept in ``requests`` (recorded before it is
+    answered), so tests can assert on what the SDK sent.
     """
 
+    handler = _Handler
+    thread_name = "fake-gemini"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
-        self.default_reply = Reply()
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._turns = itertools.count(1)
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` of the running server (the client's ``base_url``)."""
-        if self._httpd is None:
-            raise RuntimeError("FakeGeminiServer is not started")
-        return f"http://{self.host}:{self._httpd.server_address[1]}"
-
-    def start(self) -> FakeGeminiServer:
-        self._httpd = _HTTPServer((self.host, self.port), self)
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, name="fake-gemini", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close kept-alive connections, so no handler thread answers after this."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for conn in list(self._httpd.connections):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeGeminiServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def enqueue(self, *replies: Reply) -> None:
-        with self._lock:
-            self._queue.extend(replies)
-
-    def reset(self) -> None:
-        """Forget queued replies and recorded requests, and restart id numbering."""
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-            self._turns = itertools.count(1)
-
-    def _record(self, request: RecordedRequest) -> None:
-        with self._lock:
-            self.requests.append(request)
+        super().__init__(Reply(), host, port)
 
     def _take_turn(self, model: str, body: dict[str, Any]) -> _Turn:
         with self._lock:
-            reply = self._queue.popleft() if self._queue else self.default_reply
-            number = next(self._turns)
+            reply, number = self._pop_reply()
         config = body.get("generationConfig") or {}
         candidates = config.get("candidateCount") or 1
         return _Turn(reply, number, reply.model if reply.model is not None else model, int(candidates))

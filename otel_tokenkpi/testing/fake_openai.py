@@ -12,22 +12,15 @@ Standard library only, so the demo can import it from the installed package with
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
 import hashlib
-import itertools
 import json
-import re
-import socket
 import struct
-import sys
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
+
+from ._fake_server import FakeRequestHandler, FakeServer, RecordedRequest, dumps, split_text
 
 __all__ = ["FakeOpenAIServer", "RecordedRequest", "Reply", "ToolCall"]
 
@@ -83,16 +76,6 @@ class Reply:
 
 
 @dataclass
-class RecordedRequest:
-    """A request as the server received it; header names are lower-cased."""
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: dict | None  # parsed JSON body, None when the body is not a JSON object
-
-
-@dataclass
 class _Turn:
     """A reply bound to one request: the numbers and ids every shape of the answer must agree on."""
 
@@ -128,23 +111,6 @@ class _Turn:
             "total_tokens": r.prompt_tokens + r.completion_tokens,
             "text_tokens": r.prompt_tokens,
         }
-
-
-def _split_text(text: str, pieces: int | None) -> list[str]:
-    """Cut ``text`` into stream deltas whose concatenation is exactly ``text``.
-
-    With ``pieces`` given, into that many near-equal parts; otherwise one part per word, each keeping the
-    whitespace that follows it (leading whitespace stays with the first word).
-    """
-    if not text:
-        return []
-    if pieces is None:
-        return re.findall(r"\s*\S+\s*", text) or [text]
-    size, extra = divmod(len(text), max(1, pieces))
-    bounds = [0]
-    for i in range(max(1, pieces)):
-        bounds.append(bounds[-1] + size + (1 if i < extra else 0))
-    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]
 
 
 def _chat_completion(turn: _Turn, choices: int) -> dict[str, Any]:
@@ -190,7 +156,7 @@ def _chat_chunks(turn: _Turn, choices: int, include_usage: bool) -> list[dict[st
     for index in range(choices):
         # A reply with no text opens with content null, as the real API does before tool calls.
         chunks.append(chunk(index, {"role": "assistant", "content": "" if reply.text is not None else None}))
-        for piece in _split_text(reply.text or "", reply.text_chunks):
+        for piece in split_text(reply.text or "", reply.text_chunks):
             chunks.append(chunk(index, {"content": piece}))
         for position, (_, call_id, tc) in enumerate(turn.calls):
             opening = {
@@ -200,7 +166,7 @@ def _chat_chunks(turn: _Turn, choices: int, include_usage: bool) -> list[dict[st
                 "function": {"name": tc.name, "arguments": ""},
             }
             chunks.append(chunk(index, {"tool_calls": [opening]}))
-            for piece in _split_text(tc.arguments, ARGUMENT_PIECES):
+            for piece in split_text(tc.arguments, ARGUMENT_PIECES):
                 fragment = {"index": position, "function": {"arguments": piece}}
                 chunks.append(chunk(index, {"tool_calls": [fragment]}))
         chunks.append(chunk(index, {}, reply.effective_finish_reason))
@@ -290,14 +256,14 @@ def _response_events(turn: _Turn, request: dict[str, Any]) -> list[dict[str, Any
             opened = {**item, "status": "in_progress", "content": []}
             emit("response.output_item.added", output_index=output_index, item=opened)
             emit("response.content_part.added", **where, content_index=0, part={**part, "text": ""})
-            for piece in _split_text(text, turn.reply.text_chunks):
+            for piece in split_text(text, turn.reply.text_chunks):
                 emit("response.output_text.delta", **where, content_index=0, delta=piece, logprobs=[])
             emit("response.output_text.done", **where, content_index=0, text=text, logprobs=[])
             emit("response.content_part.done", **where, content_index=0, part=part)
         else:
             opened = {**item, "status": "in_progress", "arguments": ""}
             emit("response.output_item.added", output_index=output_index, item=opened)
-            for piece in _split_text(item["arguments"], ARGUMENT_PIECES):
+            for piece in split_text(item["arguments"], ARGUMENT_PIECES):
                 emit("response.function_call_arguments.delta", **where, delta=piece)
             emit("response.function_call_arguments.done", **where, arguments=item["arguments"])
         emit("response.output_item.done", output_index=output_index, item=item)
@@ -334,41 +300,16 @@ def _embeddings(request: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 with keep-alive; SSE streams use chunked encoding so a cut stream is visibly incomplete."""
+class _Handler(FakeRequestHandler):
+    """Routes Chat Completions, Responses and Embeddings; SSE streams are chunked (see FakeRequestHandler)."""
 
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # without it each small response waits ~40 ms for delayed ACKs
-    server: _HTTPServer
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: tests would otherwise print a line per request."""
-
-    def setup(self) -> None:
-        super().setup()
-        self.server.connections.add(self.connection)
-
-    def finish(self) -> None:
-        self.server.connections.discard(self.connection)
-        super().finish()
-
-    def do_POST(self) -> None:
-        self._dispatch()
-
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+    request_id_header = "x-request-id"
+    stream_headers = {"Cache-Control": "no-cache"}
+    fake: FakeOpenAIServer
 
     def _dispatch(self) -> None:
-        fake = self.server.fake
-        length = int(self.headers.get("content-length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            body = None
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        request_number = fake._record(RecordedRequest(self.command, self.path, headers, body))
+        body = self._read_json_body()
+        request_number = self.fake._record(RecordedRequest(self.command, self.path, self._lowered_headers(), body))
         self._request_id = f"req_{request_number}"
 
         path = urlsplit(self.path).path.rstrip("/")
@@ -379,7 +320,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == EMBEDDINGS_PATH:
             self._send_json(200, _embeddings(body))
         else:
-            self._answer_model_request(path, body, fake._take_turn(body))
+            self._answer_model_request(path, body, self.fake._take_turn(body))
 
     def _answer_model_request(self, path: str, body: dict[str, Any], turn: _Turn) -> None:
         reply = turn.reply
@@ -398,36 +339,13 @@ class _Handler(BaseHTTPRequestHandler):
         if is_chat:
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             chunks = _chat_chunks(turn, int(body.get("n") or 1), include_usage)
-            events = [b"data: " + _dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
+            events = [b"data: " + dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
         else:
             items = _response_events(turn, body)
-            events = [f"event: {e['type']}\ndata: ".encode() + _dumps(e) + b"\n\n" for e in items]
+            events = [f"event: {e['type']}\ndata: ".encode() + dumps(e) + b"\n\n" for e in items]
         if reply.bad_json:
             events.insert(1, b"data: " + TRUNCATED_JSON + b"\n\n")
-        self._send_stream(events, reply)
-
-    def _send_stream(self, events: list[bytes], reply: Reply) -> None:
-        self.send_response(200)
-        self._send_headers("text/event-stream; charset=utf-8", reply.headers)
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        cut = reply.cut_stream_after
-        try:
-            for sent, event in enumerate(events):
-                if cut is not None and sent >= cut:
-                    # Closing without the terminating zero-size chunk: the client sees a truncated body.
-                    self.close_connection = True
-                    return
-                frame = f"{len(event):x}\r\n".encode() + event + b"\r\n"
-                if sent == len(events) - 1:
-                    frame += b"0\r\n\r\n"  # same write as the last event, so the client never waits for it
-                self.wfile.write(frame)
-        except OSError:
-            self.close_connection = True
-
-    def _send_json(self, status: int, payload: dict[str, Any], extra: dict[str, str] | None = None) -> None:
-        self._send_bytes(status, _dumps(payload), "application/json", extra or {})
+        self._send_stream(events, "text/event-stream; charset=utf-8", reply.headers, reply.cut_stream_after)
 
     def _send_error(self, status: int, message: str, extra: dict[str, str] | None = None) -> None:
         fallback = ("server_error" if status >= 500 else "invalid_request_error", None)
@@ -435,116 +353,25 @@ class _Handler(BaseHTTPRequestHandler):
         error = {"message": message, "type": error_type, "param": None, "code": code}
         self._send_json(status, {"error": error}, extra)
 
-    def _send_bytes(self, status: int, data: bytes, content_type: str, extra: dict[str, str]) -> None:
-        self.send_response(status)
-        self._send_headers(content_type, extra)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _send_headers(self, content_type: str, extra: dict[str, str]) -> None:
-        self.send_header("Content-Type", content_type)
-        self.send_header("x-request-id", self._request_id)
-        for name, value in extra.items():
-            self.send_header(name, value)
-
-
-def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    """Serves each connection in a daemon thread (ThreadingHTTPServer's default) and knows the fake."""
-
-    request_queue_size = 1024  # hundreds of concurrent clients connect at once in tests (default: 5)
-
-    def __init__(self, address: tuple[str, int], fake: FakeOpenAIServer) -> None:
-        self.fake = fake
-        self.connections: set[socket.socket] = set()  # open client connections, closed by stop()
-        super().__init__(address, _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Clients hanging up mid-response are expected here (cut streams, closed SDK streams)."""
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class FakeOpenAIServer:
+class FakeOpenAIServer(FakeServer[Reply, RecordedRequest]):
     """A fake OpenAI API on a local port; use as a context manager or with ``start()``/``stop()``.
 
-    Model requests (chat completions and responses) each take the next :meth:`enqueue`-d reply, or
-    ``default_reply`` when none is queued. Embeddings never take one. Every request is kept in
-    ``requests`` (recorded before it is answered), so tests can assert on what the SDK sent.
+    Clients use ``base_url=server.url + "/v1"``. Model requests (chat completions and responses) each take
+    the next :meth:`enqueue`-d reply, or ``default_reply`` when none is queued. Embeddings never take one.
+    Every request is kept in ``requests`` (recorded before it is answered), so tests can assert on what the
+    SDK sent.
     """
 
+    handler = _Handler
+    thread_name = "fake-openai"
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.host = host
-        self.port = port
-        self.default_reply = Reply()
-        self.requests: list[RecordedRequest] = []
-        self._queue: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._turns = itertools.count(1)
-        self._calls = itertools.count(1)
-        self._httpd: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://HOST:PORT`` of the running server; clients use ``base_url=url + "/v1"``."""
-        if self._httpd is None:
-            raise RuntimeError("FakeOpenAIServer is not started")
-        port = self._httpd.server_address[1]
-        return f"http://{self.host}:{port}"
-
-    def start(self) -> FakeOpenAIServer:
-        self._httpd = _HTTPServer((self.host, self.port), self)
-        # A short poll interval keeps stop() quick: shutdown() waits for the serve loop's next poll.
-        serve = functools.partial(self._httpd.serve_forever, poll_interval=0.05)
-        self._thread = threading.Thread(target=serve, name="fake-openai", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving and close kept-alive connections, so no handler thread answers after this."""
-        if self._httpd is None:
-            return
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        for conn in list(self._httpd.connections):
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join()
-        self._httpd = self._thread = None
-
-    def __enter__(self) -> FakeOpenAIServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    def enqueue(self, *replies: Reply) -> None:
-        with self._lock:
-            self._queue.extend(replies)
-
-    def reset(self) -> None:
-        """Forget queued replies and recorded requests, and restart id numbering (ids stay deterministic)."""
-        with self._lock:
-            self._queue.clear()
-            self.requests.clear()
-            self._turns = itertools.count(1)
-            self._calls = itertools.count(1)
-
-    def _record(self, request: RecordedRequest) -> int:
-        with self._lock:
-            self.requests.append(request)
-            return len(self.requests)
+        super().__init__(Reply(), host, port)
 
     def _take_turn(self, request: dict[str, Any]) -> _Turn:
         with self._lock:
-            reply = self._queue.popleft() if self._queue else self.default_reply
-            number = next(self._turns)
+            reply, number = self._pop_reply()
             calls = []
             for tc in reply.tool_calls:
                 seq = next(self._calls)
