@@ -102,17 +102,17 @@ def run_anthropic(server: fake_anthropic.FakeAnthropicServer) -> None:
     )
     for call_id, result in (("t1", RESULT_1), ("t2", RESULT_2)):
         response = client.messages.create(
-            model="claude-sonnet-4-5", max_tokens=64, system=SYSTEM, messages=messages, tools=tools
+            model="claude-sonnet-4-6", max_tokens=64, system=SYSTEM, messages=messages, tools=tools
         )
         messages += [
             {"role": "assistant", "content": response.content},
             {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call_id, "content": result}]},
         ]
     for _ in range(2):
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=8, system=SYSTEM, messages=messages, tools=tools)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=8, system=SYSTEM, messages=messages, tools=tools)
     with pytest.raises(anthropic.InternalServerError):
         more = [*messages, {"role": "assistant", "content": "It is 21"}, {"role": "user", "content": "?"}]
-        client.messages.create(model="claude-sonnet-4-5", max_tokens=8, system=SYSTEM, messages=more, tools=tools)
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=8, system=SYSTEM, messages=more, tools=tools)
 
 
 def run_gemini(server: fake_gemini.FakeGeminiServer) -> None:
