@@ -224,8 +224,11 @@ class Engine:
         duplicate_calls: int,
     ) -> None:
         scope = record.scope
-        trace_rollup = self.trace_rollup(scope.trace_id, True) if scope.trace_id else None
-        if not scope.rollups and trace_rollup is None:
+        # A call that is its trace's root carries its own roll-up, set here before its span ends;
+        # calls under a span feed the trace's roll-up, which the processor puts on the root.
+        is_root = not scope.has_parent
+        trace_rollup = self.trace_rollup(scope.trace_id, True) if scope.trace_id and not is_root else None
+        if not scope.rollups and trace_rollup is None and not is_root:
             return
         result = record.result
         summary = CallSummary(
@@ -247,6 +250,10 @@ class Engine:
             rollup.add(summary)
         if trace_rollup is not None:
             trace_rollup.add(summary)
+        if is_root:
+            own = Rollup()
+            own.add(summary)
+            attrs.update(own.attributes())
 
 
 def _conversation_key(scope: CallScope) -> Hashable | None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
@@ -205,23 +204,40 @@ def _is_ours(span: ReadableSpan) -> bool:
     return scope is not None and scope.name.startswith(OUR_SCOPE_PREFIX)
 
 
-def with_attributes(span: ReadableSpan, extra: dict[str, Any]) -> ReadableSpan:
-    """A copy of an ended span with more attributes, keeping its limits and dropped counts.
+class _EnrichedSpan(ReadableSpan):
+    """An ended span with our attributes added, keeping the original's dropped-attribute count.
 
-    When the attribute limit is reached, the span's own attributes win: ours
-    that do not fit are dropped and counted as dropped.
+    The attributes are a plain dict: the original's values are already cleaned
+    by the SDK and ours are primitives, so rebuilding a ``BoundedAttributes``
+    (which cleans every value again) would only cost time.
+    """
+
+    def __init__(self, dropped_attributes: int, **fields: Any) -> None:
+        super().__init__(**fields)
+        self._dropped_attributes = dropped_attributes
+
+    @property
+    def dropped_attributes(self) -> int:
+        return self._dropped_attributes
+
+
+def with_attributes(span: ReadableSpan, extra: dict[str, Any]) -> ReadableSpan:
+    """A copy of an ended span with more attributes, within its attribute limit.
+
+    When the limit is reached, the span's own attributes win: ours that do not
+    fit are dropped and counted as dropped.
     """
     old = span.attributes or {}
-    bounded = getattr(span, "_attributes", None)  # .attributes is a read-only view without the limits
-    maxlen = getattr(bounded, "maxlen", None)
-    max_value_len = getattr(bounded, "max_value_len", None)
-    additions = {key: value for key, value in extra.items() if key in old}
-    new_keys = [key for key in extra if key not in old]
-    room = len(new_keys) if maxlen is None else max(0, maxlen - len(old))
-    additions.update((key, extra[key]) for key in new_keys[:room])
-    merged = BoundedAttributes(maxlen, {**old, **additions}, immutable=True, max_value_len=max_value_len)
-    merged.dropped += getattr(bounded, "dropped", 0) + len(new_keys) - min(room, len(new_keys))
-    return ReadableSpan(
+    maxlen = getattr(getattr(span, "_attributes", None), "maxlen", None)
+    merged = dict(old)
+    dropped = span.dropped_attributes
+    for key, value in extra.items():
+        if key in merged or maxlen is None or len(merged) < maxlen:
+            merged[key] = value
+        else:
+            dropped += 1
+    return _EnrichedSpan(
+        dropped,
         name=span.name,
         context=span.context,
         parent=span.parent,
