@@ -74,23 +74,29 @@ def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.Tok
 
 
 def count_context(request: CallRequest) -> ContextCounts:
-    counts = ContextCounts()
+    """Per-item tokens and the breakdown. Runs over the whole history on every call,
+    so re-sent items' cached counts are read inline and totals kept in locals."""
     model = request.model
+    item_tokens: list[int] = []
+    append = item_tokens.append
+    system = tool_results = 0
+    exact = True
     for item in request.messages:
-        # Re-sent items carry their count: read it inline (this loop runs over the whole history every call).
-        c = item.count if item.counted_for == model and item.count is not None and item.count.exact else None
-        if c is None:
+        c = item.count
+        if c is None or item.counted_for != model or not c.exact:
             c = count_item(item, model)
-        counts.item_tokens.append(c.tokens)
-        counts.exact = counts.exact and c.exact
-        if item.role == "system":
-            counts.system += c.tokens
-        elif item.role == "tool":
-            counts.tool_results += c.tokens
+        append(c.tokens)
+        exact = exact and c.exact
+        role = item.role
+        if role == "system":
+            system += c.tokens
+        elif role == "tool":
+            tool_results += c.tokens
+    counts = ContextCounts(item_tokens, system, tool_results, 0, exact)
     for tool in request.tools:
-        c = count_tool_definition(tool, model)
-        counts.tool_definitions += c.tokens
-        counts.exact = counts.exact and c.exact
+        d = count_tool_definition(tool, model)
+        counts.tool_definitions += d.tokens
+        counts.exact = counts.exact and d.exact
     return counts
 
 

@@ -148,7 +148,9 @@ def request_fingerprint(request: CallRequest) -> int:
         )
     )
     tools = tuple((tool.name, tool.description, tool.parameters_json) for tool in request.tools)
-    items = tuple(item_fingerprint(item) for item in request.messages)
+    items = tuple(
+        [item.fingerprint if item.fingerprint is not None else item_fingerprint(item) for item in request.messages]
+    )
     return hash(
         (
             _FINGERPRINT_KEY,
