@@ -28,15 +28,16 @@ _REPLY_PRIMING_TOKENS = 3
 class ContextCounts:
     """Locally counted tokens of a request's context, per part."""
 
-    item_tokens: list[int] = field(default_factory=list)
+    items_total: int = 0  # the messages' tokens
     system: int = 0
     tool_results: int = 0
     tool_definitions: int = 0
     exact: bool = True
+    item_tokens: list[int] = field(default_factory=list)  # per message, when counted one by one here
 
     @property
     def total(self) -> int:
-        return sum(self.item_tokens) + self.tool_definitions
+        return self.items_total + self.tool_definitions
 
 
 def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
@@ -74,30 +75,34 @@ def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.Tok
 
 
 def count_context(request: CallRequest) -> ContextCounts:
-    """Per-item tokens and the breakdown. Runs over the whole history on every call,
-    so re-sent items' cached counts are read inline and totals kept in locals."""
-    model = request.model
+    return count_parts(request.messages, request.tools, request.model)
+
+
+def count_parts(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> ContextCounts:
+    """Per-item tokens and the breakdown; each part's count is cached on it."""
     item_tokens: list[int] = []
     append = item_tokens.append
     system = tool_results = 0
     exact = True
-    for item in request.messages:
-        c = item.count
-        if c is None or item.counted_for != model or not c.exact:
-            c = count_item(item, model)
+    for item in items:
+        c = count_item(item, model)
         append(c.tokens)
         exact = exact and c.exact
-        role = item.role
-        if role == "system":
+        if item.role == "system":
             system += c.tokens
-        elif role == "tool":
+        elif item.role == "tool":
             tool_results += c.tokens
-    counts = ContextCounts(item_tokens, system, tool_results, 0, exact)
-    for tool in request.tools:
-        d = count_tool_definition(tool, model)
-        counts.tool_definitions += d.tokens
-        counts.exact = counts.exact and d.exact
-    return counts
+    definitions, definitions_exact = count_tool_definitions(tools, model)
+    return ContextCounts(sum(item_tokens), system, tool_results, definitions, exact and definitions_exact, item_tokens)
+
+
+def count_tool_definitions(tools: list[ToolDefinition], model: str | None) -> tuple[int, bool]:
+    total, exact = 0, True
+    for tool in tools:
+        c = count_tool_definition(tool, model)
+        total += c.tokens
+        exact = exact and c.exact
+    return total, exact
 
 
 def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
@@ -123,14 +128,12 @@ def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) ->
 _BACKGROUND_MIN_CHARS = 2048
 
 
-def uncounted_chars(request: CallRequest) -> int:
-    model = request.model
+def uncounted_chars(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> int:
     chars = 0
-    for item in request.messages:
-        count = item.count  # inline _counted(): this runs over the whole history on every call
-        if count is None or item.counted_for != model or not count.exact:
+    for item in items:
+        if not _counted(item, model):
             chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
-    for tool in request.tools:
+    for tool in tools:
         if not _counted(tool, model):
             chars += len(tool.parameters_json) + len(tool.description)
     return chars
@@ -152,15 +155,17 @@ class BackgroundCounter:
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._after_fork_in_child)
 
-    def submit(self, request: CallRequest) -> Future[ContextCounts] | None:
-        if request.operation == "embeddings" or uncounted_chars(request) < _BACKGROUND_MIN_CHARS:
+    def submit(self, request: CallRequest, start: int = 0) -> Future[ContextCounts] | None:
+        """Count ``request.messages[start:]`` and the tools (earlier items are known to be counted)."""
+        items, tools, model = request.messages[start:], request.tools, request.model
+        if request.operation == "embeddings" or uncounted_chars(items, tools, model) < _BACKGROUND_MIN_CHARS:
             return None
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel_tokenkpi-count")
             executor = self._executor
         try:
-            return executor.submit(count_context, request)
+            return executor.submit(count_parts, items, tools, model)
         except RuntimeError:  # interpreter shutting down: count inline
             return None
 

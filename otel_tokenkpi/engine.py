@@ -21,11 +21,12 @@ from . import semconv as sc
 from .counting import (
     BackgroundCounter,
     ContextCounts,
-    count_context,
     count_item,
     count_tool_call,
+    count_tool_definitions,
     estimate_missing_usage,
 )
+from .history import HistoryFold, fold_history, resume_point
 from .kpi_metrics import KPIMetrics, metric_user_attributes
 from .record import CallRecord, CallRequest, CallResult, CallScope, Usage
 from .rollup import CallSummary, Rollup
@@ -78,8 +79,10 @@ class Engine:
         return self._default_metrics
 
     def prepare(self, request: CallRequest) -> Future[ContextCounts] | None:
-        """Called when the call starts: begin counting its new context."""
-        return self._counter.submit(request)
+        """Called when the call starts: begin counting its new context (the items after a
+        remembered prefix) while the request is in flight."""
+        start, _ = resume_point(request.messages, request.model, self.exempt_tools)
+        return self._counter.submit(request, start)
 
     # -- the per-call entry point ---------------------------------------------
     def call_attributes(
@@ -88,9 +91,19 @@ class Engine:
         request, result, scope = record.request, record.result, record.scope
         attrs: dict[str, Any] = {}
         context: ContextCounts | None = None
+        history: HistoryFold | None = None
         estimated = False
         if request.operation != "embeddings" and request.content_known:
-            context = _result_or_none(prepared) or count_context(request)
+            _wait_for(prepared)  # the new items' counts, cached on them
+            history = fold_history(request, self.exempt_tools)
+            definitions, definitions_exact = count_tool_definitions(request.tools, request.model)
+            context = ContextCounts(
+                history.tokens,
+                history.system_tokens,
+                history.tool_result_tokens,
+                definitions,
+                history.exact and definitions_exact,
+            )
             estimated = not context.exact
             attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
             attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
@@ -108,7 +121,7 @@ class Engine:
         attrs.update(_price_attributes(request, price_info, usage))
 
         state = self._conversation_state(scope)
-        findings, duplicates_in_response = self._findings(record, context, usage, state, attrs)
+        findings, duplicates_in_response = self._findings(record, context, history, usage, state, attrs)
         waste = apportion(findings, usage)
         attrs.update(waste_attributes(waste, usage))
         waste_cost = _waste_cost(price_info, waste, attrs.get(sc.COST_USD))
@@ -134,6 +147,7 @@ class Engine:
         self,
         record: CallRecord,
         context: ContextCounts | None,
+        history: HistoryFold | None,
         usage: Usage | None,
         state: ConversationState | None,
         attrs: dict[str, Any],
@@ -142,8 +156,8 @@ class Engine:
         request, result = record.request, record.result
         findings = WasteFindings(failed=record.error_type is not None)
         duplicate_calls = 0
-        if context is not None:
-            resent, new = split_resent_new(request, context.item_tokens, context.tool_definitions)
+        if context is not None and history is not None:
+            resent, new = split_resent_new(history, request.server_history_ref, context.tool_definitions)
             if request.server_history_ref is not None and usage is not None and usage.input_tokens is not None:
                 # History the server holds is input the request does not carry: already seen by the model.
                 resent += max(0, usage.input_tokens - context.total)
@@ -153,7 +167,7 @@ class Engine:
             held_duplicates: Any = ()
             if state is not None and request.server_history_ref is not None:
                 held_keys, held_duplicates = list(state.tool_keys), set(state.duplicate_call_ids)
-            duplicates = find_duplicates(request, result, self.exempt_tools, held_keys, held_duplicates)
+            duplicates = find_duplicates(history, result, held_keys, held_duplicates)
             model = request.model
             findings.duplicate_output_tokens = sum(count_tool_call(c, model).tokens for c in duplicates.calls)
             findings.duplicate_input_tokens = sum(count_item(i, model).tokens for i in duplicates.results)
@@ -170,7 +184,7 @@ class Engine:
         if result is not None and result.outputs:
             findings.truncated = is_truncated(result)
         if state is not None and request.content_known:
-            fingerprint = request_fingerprint(request)
+            fingerprint = request_fingerprint(request, history)
             started_at = record.scope.started_at
             with state.lock:
                 findings.repeated = state.started_earlier(fingerprint, started_at)
@@ -273,13 +287,13 @@ def _remember_outcome_target(state: ConversationState, scope: CallScope, usage: 
             state.tokens += (usage.input_tokens or 0) + (usage.output_tokens or 0)
 
 
-def _result_or_none(prepared: Future[ContextCounts] | None) -> ContextCounts | None:
+def _wait_for(prepared: Future[ContextCounts] | None) -> None:
     if prepared is None:
-        return None
+        return
     try:
-        return prepared.result()
-    except Exception:  # noqa: BLE001 - counted inline instead
-        return None
+        prepared.result()
+    except Exception:  # noqa: BLE001 - whatever it missed is counted inline
+        pass
 
 
 def _price_info(request: CallRequest, result: CallResult | None) -> prices.ModelInfo | None:

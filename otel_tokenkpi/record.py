@@ -58,6 +58,9 @@ class ContextItem:
     count: Any = None
     # The waste engine's fingerprint of this item, computed once (re-sent items are reused).
     fingerprint: int | None = None
+    # On a request's last item: the engine's facts about the request up to here, so that the
+    # next request starting with the same items resumes from them (otel_tokenkpi.history).
+    history: Any = None
 
 
 @dataclass(slots=True)

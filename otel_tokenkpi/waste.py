@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import semconv as sc
 from .record import CallRequest, CallResult, ContextItem, ToolCall, Usage
+
+if TYPE_CHECKING:
+    from .history import HistoryFold
 
 # Finish reasons meaning "cut off by the token limit", as providers spell them
 # (OpenAI length, Anthropic/Bedrock max_tokens, Gemini MAX_TOKENS, Responses max_output_tokens).
@@ -44,28 +48,23 @@ def tool_call_key(call: ToolCall) -> tuple[str, str]:
     return call.key
 
 
-def last_assistant_index(messages: list[ContextItem]) -> int:
-    for index in range(len(messages) - 1, -1, -1):
-        if messages[index].role == "assistant":
-            return index
-    return -1
-
-
-def split_resent_new(request: CallRequest, item_tokens: list[int], tool_definition_tokens: int) -> tuple[int, int]:
+def split_resent_new(
+    history: HistoryFold, server_history_ref: str | None, tool_definition_tokens: int
+) -> tuple[int, int]:
     """(re-sent, new) tokens of the request's own content.
 
     Items up to and including the last assistant message were already seen by
     the model. System instructions and tool definitions were seen too once the
     conversation has any assistant turn (in the request, or held by the server).
     """
-    last = last_assistant_index(request.messages)
-    seen_before = last >= 0 or request.server_history_ref is not None
-    resent = new = 0
-    for index, (item, tokens) in enumerate(zip(request.messages, item_tokens, strict=False)):
-        if index <= last or (seen_before and item.role == "system"):
-            resent += tokens
-        else:
-            new += tokens
+    seen_before = history.has_assistant or server_history_ref is not None
+    if history.has_assistant:
+        resent = history.tokens_through_last_assistant + history.system_tokens_after_last_assistant
+    elif seen_before:
+        resent = history.system_tokens
+    else:
+        resent = 0
+    new = history.tokens - resent
     if seen_before:
         resent += tool_definition_tokens
     else:
@@ -83,43 +82,32 @@ class Duplicates:
 
 
 def find_duplicates(
-    request: CallRequest,
+    history: HistoryFold,
     result: CallResult | None,
-    exempt_tools: Collection[str] = (),
-    known_keys: Iterable[tuple[str, str]] = (),
+    known_keys: Collection[tuple[str, str]] = (),
     known_duplicate_ids: Collection[str] = (),
 ) -> Duplicates:
-    """Duplicates by DESIGN.md's rule, from the request's own history.
+    """Duplicates by DESIGN.md's rule, from the request's own history (``history``
+    was folded with the exempt tools left out).
 
     ``known_keys`` / ``known_duplicate_ids`` add history the server holds
     (Responses ``previous_response_id``), remembered by the engine.
     """
-    seen: set[tuple[str, str]] = set(known_keys)
-    duplicate_ids: set[str] = set(known_duplicate_ids)
-    for item in request.messages:
-        if item.role != "assistant":
-            continue
-        for call in item.tool_calls:
-            if call.name in exempt_tools:
-                continue
-            key = tool_call_key(call)
-            if key in seen and call.id:
-                duplicate_ids.add(call.id)
-            seen.add(key)
     found = Duplicates()
+    duplicate_ids = history.duplicate_call_ids
     # Results after the last assistant message answer its calls: they are sent back now, for the first time.
-    if duplicate_ids:
-        for item in request.messages[last_assistant_index(request.messages) + 1 :]:
-            if item.role == "tool" and item.tool_call_id in duplicate_ids:
-                found.results.append(item)
+    for item in history.results_after_last_assistant:
+        if item.tool_call_id and (item.tool_call_id in duplicate_ids or item.tool_call_id in known_duplicate_ids):
+            found.results.append(item)
     if result is not None:
+        in_response: set[tuple[str, str]] = set()
         for call in result.tool_calls:
-            if call.name in exempt_tools:
+            if call.name in history.exempt_tools:
                 continue
             key = tool_call_key(call)
-            if key in seen:
+            if key in history.tool_call_keys or key in known_keys or key in in_response:
                 found.calls.append(call)
-            seen.add(key)
+            in_response.add(key)
     return found
 
 
@@ -134,12 +122,17 @@ def item_fingerprint(item: ContextItem) -> int:
     return item.fingerprint
 
 
-def request_fingerprint(request: CallRequest) -> int:
+def request_fingerprint(request: CallRequest, history: HistoryFold | None) -> int:
     """The canonical request: what the model is asked, minus transport options.
 
-    Built from per-item fingerprints cached on re-sent items, so a long
-    history costs one tuple hash per item, not a serialisation of the body.
+    Its content part is the history fold's fingerprint chain (one hash per
+    item, cached on re-sent items), so a long history is never serialised.
+    Requests that are not folded (embeddings) hash their items' fingerprints.
     """
+    if history is not None:
+        content: tuple[int, int] = (history.items, history.fingerprint)
+    else:
+        content = (len(request.messages), hash(tuple([item_fingerprint(item) for item in request.messages])))
     params = tuple(
         sorted(
             (key, tuple(value) if isinstance(value, list) else value)
@@ -148,9 +141,6 @@ def request_fingerprint(request: CallRequest) -> int:
         )
     )
     tools = tuple((tool.name, tool.description, tool.parameters_json) for tool in request.tools)
-    items = tuple(
-        [item.fingerprint if item.fingerprint is not None else item_fingerprint(item) for item in request.messages]
-    )
     return hash(
         (
             _FINGERPRINT_KEY,
@@ -158,7 +148,7 @@ def request_fingerprint(request: CallRequest) -> int:
             request.provider,
             request.model,
             params,
-            items,
+            content,
             tools,
             request.server_history_ref,
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import tiktoken
 from conftest import check_in_forked_child
 
-from otel_tokenkpi import engine, tokens
+from otel_tokenkpi import counting, engine, tokens
 from otel_tokenkpi.record import (
     CallRecord,
     CallRequest,
@@ -40,7 +40,7 @@ def request(tool_result: str = "42 degrees") -> CallRequest:
 
 
 def test_context_breakdown_counts_each_part(loaded_data):
-    counts = engine.count_context(request())
+    counts = counting.count_context(request())
     assert counts.system == n("Be brief and exact.")
     assert counts.tool_results == n("42 degrees")
     assert counts.tool_definitions == n("thermometer") + n("Reads a room's temperature.") + n('{"type":"object"}')

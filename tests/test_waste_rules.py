@@ -5,9 +5,11 @@ from __future__ import annotations
 import pytest
 
 from otel_tokenkpi import semconv as sc
+from otel_tokenkpi.history import HistoryFold, fold_history
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 from otel_tokenkpi.rollup import CallSummary, Rollup
 from otel_tokenkpi.state import BoundedStore, ConversationState
+from otel_tokenkpi.tokens import TokenCount
 from otel_tokenkpi.waste import (
     WasteFindings,
     apportion,
@@ -24,23 +26,31 @@ def chat(messages: list[ContextItem], tools: list[ToolDefinition] | None = None,
     return CallRequest("chat", "openai", "gpt-4o", messages=messages, tools=tools or [], params=params)
 
 
+def counted(role: str, tokens: int, **fields) -> ContextItem:
+    """An item whose count is already known (as a re-sent item's is), so the rule's arithmetic is exact."""
+    return ContextItem(role, f"{role} text", counted_for="gpt-4o", count=TokenCount(tokens, True), **fields)
+
+
+def fold(request: CallRequest, exempt: frozenset[str] = frozenset()) -> HistoryFold:
+    return fold_history(request, exempt)
+
+
 def test_items_up_to_the_last_assistant_message_are_resent_and_system_and_tools_follow_it():
     messages = [
-        ContextItem("system", "sys"),
-        ContextItem("user", "u1"),
-        ContextItem("assistant", "a1"),
-        ContextItem("user", "u2"),
-        ContextItem("system", "late sys"),
+        counted("system", 5),
+        counted("user", 7),
+        counted("assistant", 11),
+        counted("user", 13),
+        counted("system", 17),
     ]
-    assert split_resent_new(chat(messages), [5, 7, 11, 13, 17], 19) == (5 + 7 + 11 + 17 + 19, 13)
-    first_turn = [ContextItem("system", "sys"), ContextItem("user", "u1")]
-    assert split_resent_new(chat(first_turn), [5, 7], 19) == (0, 5 + 7 + 19)
+    assert split_resent_new(fold(chat(messages)), None, 19) == (5 + 7 + 11 + 17 + 19, 13)
+    first_turn = [counted("system", 5), counted("user", 7)]
+    assert split_resent_new(fold(chat(first_turn)), None, 19) == (0, 5 + 7 + 19)
 
 
 def test_server_held_history_makes_instructions_and_tools_resent():
-    request = chat([ContextItem("system", "sys", is_instructions=True), ContextItem("user", "next")])
-    request.server_history_ref = "resp_1"
-    assert split_resent_new(request, [5, 7], 19) == (5 + 19, 7)
+    request = chat([counted("system", 5, is_instructions=True), counted("user", 7)])
+    assert split_resent_new(fold(request), "resp_1", 19) == (5 + 19, 7)
 
 
 def test_canonical_json_ignores_key_order_and_whitespace_but_not_values():
@@ -67,7 +77,7 @@ def test_a_response_call_identical_to_history_is_a_duplicate_even_with_reordered
             )
         ]
     )
-    found = find_duplicates(chat(history), result)
+    found = find_duplicates(fold(chat(history)), result)
     assert [c.id for c in found.calls] == ["c2", "c4"]
     assert found.results == []
 
@@ -75,8 +85,8 @@ def test_a_response_call_identical_to_history_is_a_duplicate_even_with_reordered
 def test_exempt_tools_are_never_duplicates():
     history = [_assistant(ToolCall("poll", "{}", "c1")), ContextItem("tool", "pending", tool_call_id="c1")]
     result = CallResult(outputs=[OutputMessage(tool_calls=[ToolCall("poll", "{}", "c2")])])
-    assert find_duplicates(chat(history), result, exempt_tools={"poll"}).calls == []
-    assert len(find_duplicates(chat(history), result).calls) == 1
+    assert find_duplicates(fold(chat(history), frozenset({"poll"})), result).calls == []
+    assert len(find_duplicates(fold(chat(history)), result).calls) == 1
 
 
 def test_a_duplicate_result_is_waste_only_on_the_call_that_first_sends_it_back():
@@ -87,16 +97,16 @@ def test_a_duplicate_result_is_waste_only_on_the_call_that_first_sends_it_back()
         _assistant(ToolCall("search", '{"q": "x"}', "c2")),
         dup_result,
     ]
-    assert find_duplicates(chat(messages), None).results == [dup_result]
+    assert find_duplicates(fold(chat(messages)), None).results == [dup_result]
     later = [*messages, ContextItem("assistant", "done"), ContextItem("user", "thanks")]
-    assert find_duplicates(chat(later), None).results == []
+    assert find_duplicates(fold(chat(later)), None).results == []
 
 
 def test_server_held_tool_calls_count_as_history():
     result = CallResult(outputs=[OutputMessage(tool_calls=[ToolCall("search", '{"q":"x"}', "c9")])])
-    request = chat([ContextItem("user", "again")])
-    assert find_duplicates(request, result).calls == []
-    assert len(find_duplicates(request, result, known_keys=[("search", '{"q":"x"}')]).calls) == 1
+    history = fold(chat([ContextItem("user", "again")]))
+    assert find_duplicates(history, result).calls == []
+    assert len(find_duplicates(history, result, known_keys=[("search", '{"q":"x"}')]).calls) == 1
 
 
 @pytest.mark.parametrize(
@@ -112,10 +122,16 @@ def test_request_fingerprint_ignores_stream_but_not_content_or_params():
     def make(text: str, **params) -> CallRequest:
         return chat([ContextItem("user", text)], [ToolDefinition("t", "d", "{}")], **params)
 
-    base = request_fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.5}))
-    assert request_fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.5, sc.REQUEST_STREAM: True})) == base
-    assert request_fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.7})) != base
-    assert request_fingerprint(make("hi!", **{sc.REQUEST_TEMPERATURE: 0.5})) != base
+    def fingerprint(request: CallRequest) -> int:
+        return request_fingerprint(request, fold(request))
+
+    base = fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.5}))
+    assert fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.5, sc.REQUEST_STREAM: True})) == base
+    assert fingerprint(make("hi", **{sc.REQUEST_TEMPERATURE: 0.7})) != base
+    assert fingerprint(make("hi!", **{sc.REQUEST_TEMPERATURE: 0.5})) != base
+    # Unfolded requests (embeddings) fingerprint their items the same way: equal content, equal print.
+    assert request_fingerprint(make("hi"), None) == request_fingerprint(make("hi"), None)
+    assert request_fingerprint(make("hi"), None) != request_fingerprint(make("ho"), None)
 
 
 def test_precedence_gives_every_token_to_one_kind_only():
