@@ -32,7 +32,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from . import semconv as sc
-from ._safety import IN_MODEL_CALL, run_hook
+from ._safety import IN_MODEL_CALL, log_once, run_hook
 from .engine import ENGINE
 from .foreign import _MARKER_KEYS, is_model_call_span, record_from_span
 from .kpi_metrics import KPIMetrics
@@ -75,26 +75,31 @@ class TokenKPISpanProcessor(SpanProcessor):
     # local root whose trace held model calls. That is most spans: they cost a set test over
     # their keys, a context-variable read and, at the end of a root, one lock-free lookup.
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
-            user_attributes = USER_ATTRIBUTES.get()
-            if user_attributes and _is_local_root(span):
-                self._roots[span.context.span_id] = user_attributes
-        else:
-            run_hook("processor.on_start", self._on_start, span)
+        try:
+            if _MARKER_KEYS.isdisjoint(_raw_attributes(span)):
+                user_attributes = USER_ATTRIBUTES.get()
+                if user_attributes and _is_local_root(span):
+                    self._roots[span.context.span_id] = user_attributes
+            else:
+                run_hook("processor.on_start", self._on_start, span)
+        except Exception as exc:  # noqa: BLE001 - a span we cannot read is forwarded as it is
+            log_once("processor.on_start", exc)
         self.downstream.on_start(span, parent_context=parent_context)
 
     def _on_ending(self, span: Span) -> None:
         self._downstream_on_ending(span)
 
     def on_end(self, span: ReadableSpan) -> None:
-        if _MARKER_KEYS.isdisjoint(_raw_attributes(span)) and not (
-            _is_local_root(span) and ENGINE.holds_trace(span.context.trace_id)  # type: ignore[union-attr]
-        ):
-            if self._roots:
+        forwarded: ReadableSpan | None = span
+        try:
+            if not _MARKER_KEYS.isdisjoint(_raw_attributes(span)) or (
+                _is_local_root(span) and ENGINE.holds_trace(span.context.trace_id)  # type: ignore[union-attr]
+            ):
+                forwarded = run_hook("processor.on_end", self._on_end, span, default=span)
+            elif self._roots:
                 self._roots.pop(span.context.span_id, None)  # type: ignore[union-attr]
-            self.downstream.on_end(span)
-            return
-        forwarded = run_hook("processor.on_end", self._on_end, span, default=span)
+        except Exception as exc:  # noqa: BLE001 - a span we cannot read is forwarded as it is
+            log_once("processor.on_end", exc)
         if forwarded is not None:
             self.downstream.on_end(forwarded)
 

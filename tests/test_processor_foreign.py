@@ -221,3 +221,31 @@ def test_enriched_spans_keep_their_own_attributes_events_and_limits(loaded_data)
     assert all(finished.attributes[key] == (tuple(v) if isinstance(v, list) else v) for key, v in original.items())
     assert finished.dropped_attributes == len(ours) - 3
     assert [e.name for e in finished.events] == ["gen_ai.choice"]
+
+
+def test_a_span_the_processor_cannot_read_is_forwarded_unchanged(loaded_data, monkeypatch):
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    class Recording(SpanProcessor):
+        def __init__(self) -> None:
+            self.ended: list[Any] = []
+
+        def on_end(self, span: Any) -> None:
+            self.ended.append(span)
+
+    recording = Recording()
+    odd = ReadableSpan(name="hand-made", context=None, attributes={"http.route": "/"})
+    TokenKPISpanProcessor(recording).on_end(odd)  # no context, no trace: nothing to read, nothing raised
+    assert recording.ended == [odd]
+
+    pipeline = Pipeline()
+    (processor,) = pipeline.provider._active_span_processor._span_processors
+
+    def broken(span: Any) -> None:
+        raise RuntimeError("a bug of ours")
+
+    monkeypatch.setattr(processor, "_on_end", broken)
+    pipeline.tracer.start_span("chat gpt-4o", attributes=semconv_style()).end()
+    finished = pipeline.exporter.get_finished_spans()[-1]
+    assert finished.name == "chat gpt-4o"
+    assert not any(key.startswith("tokenkpi.") for key in finished.attributes)  # forwarded as it was
