@@ -166,7 +166,7 @@ class Engine:
             held_keys: Any = ()
             held_duplicates: Any = ()
             if state is not None and request.server_history_ref is not None:
-                held_keys, held_duplicates = list(state.tool_keys), set(state.duplicate_call_ids)
+                held_keys, held_duplicates = set(state.tool_keys), set(state.duplicate_call_ids)
             duplicates = find_duplicates(history, result, held_keys, held_duplicates)
             model = request.model
             findings.duplicate_output_tokens = sum(count_tool_call(c, model).tokens for c in duplicates.calls)
@@ -200,9 +200,9 @@ class Engine:
         return self.store.get(key, ConversationState)
 
     def holds_trace(self, trace_id: int) -> bool:
-        """Lock-free: does the engine hold a roll-up for this trace? (Every model call in a trace
-        makes one while a processor exists; trace-keyed rule state never exists without it.)"""
-        return ("rollup", trace_id) in self.store
+        """Lock-free: does the engine hold a roll-up or rule state for this trace?"""
+        store = self.store
+        return ("rollup", trace_id) in store or ("trace", trace_id) in store
 
     def end_trace(self, trace_id: int) -> Rollup | None:
         """The trace's local root ended: drop its rule state (keeping only what a
