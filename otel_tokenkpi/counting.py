@@ -74,10 +74,6 @@ def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.Tok
     return tool.count
 
 
-def count_context(request: CallRequest) -> ContextCounts:
-    return count_parts(request.messages, request.tools, request.model)
-
-
 def count_parts(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> ContextCounts:
     """Per-item tokens and the breakdown; each part's count is cached on it."""
     item_tokens: list[int] = []

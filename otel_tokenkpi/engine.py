@@ -256,7 +256,7 @@ class Engine:
             duplicate_tool_calls=duplicate_calls,
             context_utilization=attrs.get(sc.CONTEXT_UTILIZATION),
         )
-        if context is not None:  # count_context cached each definition's count on it
+        if context is not None:  # count_tool_definitions cached each definition's count on it
             summary.offered_tools = [(t.name, t.count.tokens if t.count else 0) for t in record.request.tools]
         if result is not None:
             summary.used_tools = {call.name for call in result.tool_calls}

@@ -46,9 +46,7 @@ class HistoryFold:
     fingerprint: int = 0
 
     def add(self, item: ContextItem) -> None:
-        count = item.count
-        if count is None or item.counted_for != self.model or not count.exact:
-            count = count_item(item, self.model)
+        count = count_item(item, self.model)  # a re-sent item's cached count; only new items reach here
         tokens = count.tokens
         self.tokens += tokens
         self.exact = self.exact and count.exact

@@ -40,7 +40,8 @@ def request(tool_result: str = "42 degrees") -> CallRequest:
 
 
 def test_context_breakdown_counts_each_part(loaded_data):
-    counts = counting.count_context(request())
+    req = request()
+    counts = counting.count_parts(req.messages, req.tools, req.model)
     assert counts.system == n("Be brief and exact.")
     assert counts.tool_results == n("42 degrees")
     assert counts.tool_definitions == n("thermometer") + n("Reads a room's temperature.") + n('{"type":"object"}')

@@ -81,7 +81,7 @@ def _emit_spans(exporter: object) -> None:
                     "lb": [True, False],
                 }
             )
-            child.add_event("tokenkpi.note", {"n": 7})
+            child.add_event("receiver_test.note", {"n": 7})
             child.set_status(Status(StatusCode.ERROR, "boom"))
     provider.shutdown()
 
@@ -90,11 +90,11 @@ def _emit_metrics(exporter: object) -> None:
     reader = PeriodicExportingMetricReader(exporter, export_interval_millis=3_600_000)  # type: ignore[arg-type]
     provider = MeterProvider(resource=RESOURCE, metric_readers=[reader])
     meter = provider.get_meter("rx.selftest.meter")
-    counter = meter.create_counter("tokenkpi.test.tokens", unit="{token}")
+    counter = meter.create_counter("receiver_test.tokens", unit="{token}")
     counter.add(3, {"kind": "input"})
     counter.add(2, {"kind": "input"})
     counter.add(1.5, {"kind": "output"})
-    hist = meter.create_histogram("tokenkpi.test.cost", unit="USD")
+    hist = meter.create_histogram("receiver_test.cost", unit="USD")
     hist.record(0.5, {"model": "m"})
     hist.record(1.0, {"model": "m"})
     provider.shutdown()  # collects and exports once
@@ -125,7 +125,7 @@ def test_spans_arrive_with_attributes_ids_and_headers(rx: OtlpReceiver, transpor
     assert (parent["kind"], child["kind"]) == ("SERVER", "CLIENT")
     assert (child["status"], child["status_message"]) == ("ERROR", "boom")
     assert parent["status"] == "UNSET"
-    assert child["events"] == [{"name": "tokenkpi.note", "attributes": {"n": 7}}]
+    assert child["events"] == [{"name": "receiver_test.note", "attributes": {"n": 7}}]
     assert child["scope"] == "rx.selftest.scope"
     assert child["resource"]["service.name"] == "rx-selftest"
     assert child["end_time_unix_nano"] >= child["start_time_unix_nano"] > 0
@@ -152,16 +152,16 @@ def test_headers_from_env(rx: OtlpReceiver, transport: str, monkeypatch: pytest.
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_metrics_arrive(rx: OtlpReceiver, transport: str) -> None:
     _emit_metrics(_metric_exporter(rx, transport, headers=dict(HONEYCOMB)))
-    metrics = rx.wait_for_metrics("tokenkpi.test.tokens", "tokenkpi.test.cost")
-    assert rx.metric_names() == {"tokenkpi.test.tokens", "tokenkpi.test.cost"}
+    metrics = rx.wait_for_metrics("receiver_test.tokens", "receiver_test.cost")
+    assert rx.metric_names() == {"receiver_test.tokens", "receiver_test.cost"}
 
-    tokens = {p["attributes"]["kind"]: p for p in metrics["tokenkpi.test.tokens"]}
+    tokens = {p["attributes"]["kind"]: p for p in metrics["receiver_test.tokens"]}
     assert tokens["input"]["type"] == "sum" and tokens["input"]["unit"] == "{token}"
     assert tokens["input"]["value"] == 5 and tokens["output"]["value"] == 1.5
     assert tokens["input"]["resource"]["service.name"] == "rx-selftest"
     assert tokens["input"]["scope"] == "rx.selftest.meter"
 
-    (cost,) = metrics["tokenkpi.test.cost"]
+    (cost,) = metrics["receiver_test.cost"]
     assert cost["type"] == "histogram" and cost["attributes"] == {"model": "m"}
     assert (cost["count"], cost["sum"]) == (2, 1.5)
     assert sum(cost["bucket_counts"]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_tokenkpi
@@ -33,3 +34,24 @@ def test_an_instrumentor_someone_else_started_is_not_ours_to_undo():
     finally:
         already.uninstrument()
         otel_tokenkpi.uninstrument()
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"exempt_tools": "poll_job"},  # a str, not a list of names
+        {"exempt_tools": ["ok", 3]},
+        {"state_budget_bytes": -1},
+        {"state_budget_bytes": True},
+        {"state_ttl_s": 0},
+        {"metric_user_attributes": [1]},
+    ],
+)
+def test_bad_engine_options_fail_at_the_call_and_change_nothing(options):
+    from otel_tokenkpi.engine import ENGINE
+
+    before = (ENGINE.exempt_tools, ENGINE.store.budget_bytes, ENGINE.store.ttl_s, ENGINE.metric_user_attributes)
+    with pytest.raises(TypeError, match=next(iter(options))):
+        otel_tokenkpi.instrument(tracer_provider=TracerProvider(), **options)
+    assert not setup._active and setup._instrumentors == []
+    assert (ENGINE.exempt_tools, ENGINE.store.budget_bytes, ENGINE.store.ttl_s, ENGINE.metric_user_attributes) == before
