@@ -65,6 +65,9 @@ class Endpoint:
     materialize: tuple[str, ...] = ()
     # Opt-in request change (e.g. ask for stream usage); None = never touch kwargs.
     adjust: Callable[[dict[str, Any]], None] | None = None
+    # Parameter names, in order, of arguments the method also takes positionally (after ``self``),
+    # e.g. ``ollama.chat("llama3", messages)``: the adapter reads them as if passed by keyword.
+    positional: tuple[str, ...] = ()
 
 
 # Calls opened while a stream() helper's __enter__ runs; the helper's exit ends them.
@@ -190,11 +193,16 @@ def _materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
             kwargs[name] = list(value)
 
 
-def _begin(recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> ModelCall | None:
+def _begin(
+    recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], args: tuple = ()
+) -> ModelCall | None:
     _materialize(endpoint, kwargs)
     if endpoint.adjust is not None:
         run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
-    request = run_hook(f"{endpoint.name}.read_request", endpoint.read_request, instance, kwargs)
+    seen = kwargs
+    if args and endpoint.positional:  # a read-only view: the SDK still gets exactly what the user passed
+        seen = {**dict(zip(endpoint.positional, args, strict=False)), **kwargs}
+    request = run_hook(f"{endpoint.name}.read_request", endpoint.read_request, instance, seen)
     if request is None:
         return None
     call: ModelCall | None = run_hook("lifecycle.start_span", ModelCall, recorder, endpoint, request)
@@ -219,7 +227,7 @@ def model_call_wrapper(recorder: Any, endpoint: Endpoint, *, is_async: bool) -> 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if not recorder.switch.enabled or IN_MODEL_CALL.get():
                 return await wrapped(*args, **kwargs)
-            call = _begin(recorder, endpoint, instance, kwargs)
+            call = _begin(recorder, endpoint, instance, kwargs, args)
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = otel_context.attach(trace.set_span_in_context(call.span))
@@ -239,7 +247,7 @@ def model_call_wrapper(recorder: Any, endpoint: Endpoint, *, is_async: bool) -> 
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not recorder.switch.enabled or IN_MODEL_CALL.get():
             return wrapped(*args, **kwargs)
-        call = _begin(recorder, endpoint, instance, kwargs)
+        call = _begin(recorder, endpoint, instance, kwargs, args)
         if call is None:
             return wrapped(*args, **kwargs)
         token = otel_context.attach(trace.set_span_in_context(call.span))
