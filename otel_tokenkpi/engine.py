@@ -305,14 +305,15 @@ def _price_info(request: CallRequest, result: CallResult | None) -> prices.Model
 
 
 def _price_attributes(request: CallRequest, info: prices.ModelInfo | None, usage: Usage | None) -> dict[str, Any]:
-    if info is None:
-        return {}
     attrs: dict[str, Any] = {}
-    if info.context_window:
-        attrs[sc.CONTEXT_WINDOW] = info.context_window
+    window = request.context_window or (info.context_window if info is not None else None)
+    if window:
+        attrs[sc.CONTEXT_WINDOW] = window
         # An embeddings batch is many inputs, each within the window: no utilization.
         if usage is not None and usage.input_tokens is not None and request.operation != "embeddings":
-            attrs[sc.CONTEXT_UTILIZATION] = usage.input_tokens / info.context_window
+            attrs[sc.CONTEXT_UTILIZATION] = usage.input_tokens / window
+    if info is None:
+        return attrs
     if usage is not None and usage.input_tokens is not None:
         cost = prices.cost_usd(
             info,

@@ -96,6 +96,9 @@ class CallRequest:
     # False when the request's content is unknown (a foreign span that recorded no
     # messages): content-based rules are then absent rather than zero.
     content_known: bool = True
+    # The context window the request itself sets (ollama's ``options.num_ctx``): it wins over the
+    # model's published window for tokenkpi.context.window / .utilization.
+    context_window: int | None = None
 
 
 @dataclass(slots=True)
@@ -116,6 +119,9 @@ class CallResult:
     outputs: list[OutputMessage] = field(default_factory=list)
     usage: Usage | None = None
     output_type: str | None = None
+    # Provider-specific ``tokenkpi.*`` facts with no semconv name (e.g. Cohere's processed, as
+    # opposed to billed, token counts), written on the span as they are.
+    provider_attributes: dict[str, AttributeValue] = field(default_factory=dict)
 
     @property
     def finish_reasons(self) -> list[str]:

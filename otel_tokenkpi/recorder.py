@@ -71,6 +71,7 @@ class Recorder:
                 attrs[sc.RESPONSE_FINISH_REASONS] = result.finish_reasons
             if result.output_type:
                 attrs[sc.OUTPUT_TYPE] = result.output_type
+            attrs.update(result.provider_attributes)
             usage = result.usage
             if usage is not None:
                 for key, value in (

@@ -62,6 +62,10 @@ MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content"
 
 # --- tokenkpi.* : the project's contract (DESIGN.md "Attribute contract") ---
 CONTEXT_WINDOW = "tokenkpi.context.window"
+# Tokens a provider processed when it bills a different number (Cohere: ``usage.tokens`` beside
+# ``usage.billed_units``, which is what gen_ai.usage.* reports).
+USAGE_PROCESSED_INPUT_TOKENS = "tokenkpi.usage.processed.input_tokens"
+USAGE_PROCESSED_OUTPUT_TOKENS = "tokenkpi.usage.processed.output_tokens"
 CONTEXT_UTILIZATION = "tokenkpi.context.utilization"
 CONTEXT_SYSTEM_TOKENS = "tokenkpi.context.system_tokens"
 CONTEXT_TOOL_DEFINITIONS_TOKENS = "tokenkpi.context.tool_definitions_tokens"
