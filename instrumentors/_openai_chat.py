@@ -173,6 +173,8 @@ class ChunkReader:
         if not result.response_model:
             result.response_model = get(chunk, "model") or None
         usage = get(chunk, "usage")
+        if usage is None:  # Groq sends a stream's usage in the final chunk's ``x_groq.usage``
+            usage = get(get(chunk, "x_groq"), "usage")
         if usage is not None:
             result.usage = read_usage(usage)
         for choice in as_list(get(chunk, "choices")):

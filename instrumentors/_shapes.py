@@ -18,7 +18,9 @@ from urllib.parse import urlsplit
 
 from otel_tokenkpi.record import CallRequest
 
-_SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit"})
+# openai/anthropic/groq (Stainless): NotGiven, Omit; mistralai (Speakeasy): Unset (its UNSET default, also the
+# value of fields a response omitted).
+_SENTINEL_TYPES = frozenset({"NotGiven", "Omit", "_NotGiven", "_Omit", "Unset"})
 
 
 def given(value: Any) -> bool:
@@ -155,22 +157,27 @@ class IdentityMemo:
 
     def __init__(self, read: Any, max_entries: int = 4096, max_chars: int = 4_000_000) -> None:
         self._read = read
-        self._entries: dict[int, tuple[Any, tuple[int, ...], Any, int]] = {}
+        self._entries: dict[int, tuple[Any, tuple[Any, ...], Any, int]] = {}
         self._max_entries = max_entries
         self._max_chars = max_chars
         self._chars = 0
         self._lock = threading.Lock()  # writers only; a read is one dict lookup
 
-    def __call__(self, obj: Any) -> Any:
+    def __call__(self, obj: Any, context: Any = None) -> Any:
+        """``context`` (hashable, optional) is what the reading depends on besides ``obj``, e.g. the
+        message's place in the request for ids an API does not send: it is passed on to the reader and
+        an entry is reused only for the same context."""
         fields = obj if type(obj) is dict else getattr(obj, "__dict__", None)
         if fields is None:
-            return self._read(obj)
-        signature = tuple(map(id, fields.values()))
+            return self._read(obj) if context is None else self._read(obj, context)
+        signature: tuple[Any, ...] = tuple(map(id, fields.values()))
+        if context is not None:
+            signature += (context,)
         key = id(obj)
         entry = self._entries.get(key)
         if entry is not None and entry[0] is obj and entry[1] == signature:
             return entry[2]
-        value = self._read(obj)
+        value = self._read(obj) if context is None else self._read(obj, context)
         parts = value if isinstance(value, (list, tuple)) else (value,)  # a reader may return several items
         size = sum(len(getattr(part, "text", "") or "") for part in parts) + 64
         with self._lock:

@@ -58,7 +58,7 @@ class Endpoint:
     """
 
     name: str
-    read_request: Callable[[Any, dict[str, Any]], CallRequest]
+    read_request: Callable[[Any, dict[str, Any]], CallRequest | None]  # None: not a call of its own, no span
     read_response: Callable[[Any], CallResult]
     stream_reader: Callable[[CallRequest], StreamReader] | None = None
     unwrap: Callable[[Any], tuple[Any, Callable[[Any], Any] | None]] = _no_unwrap
@@ -220,8 +220,15 @@ def _fail(call: ModelCall, exc: BaseException) -> None:
     run_hook("lifecycle.record_error", call.finish, None, exc)
 
 
-def model_call_wrapper(recorder: Any, endpoint: Endpoint, *, is_async: bool) -> Callable[..., Any]:
-    """A wrapt wrapper for one client method; ``recorder`` records the calls."""
+def model_call_wrapper(
+    recorder: Any, endpoint: Endpoint, *, is_async: bool, async_iterator: bool = False
+) -> Callable[..., Any]:
+    """A wrapt wrapper for one client method; ``recorder`` records the calls.
+
+    ``async_iterator`` (with ``is_async=False``) is for a method that is not awaited but returns an async
+    iterator, i.e. an async generator function (cohere's ``AsyncV2Client.chat_stream``): the call is made as
+    a plain one and what it returns is proxied as an async stream. A coroutine wrapper there would hand the
+    user a coroutine where they ``async for``."""
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
@@ -260,7 +267,7 @@ def model_call_wrapper(recorder: Any, endpoint: Endpoint, *, is_async: bool) -> 
         finally:
             IN_MODEL_CALL.reset(nested)
             otel_context.detach(token)
-        return _on_result(call, result, False)
+        return _on_result(call, result, async_iterator)
 
     return sync_wrapper
 

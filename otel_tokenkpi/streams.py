@@ -135,6 +135,13 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_owner.end_stream()
 
+    @property
+    def aclose(self) -> Any:
+        """An async generator's close (ollama's streams are async generators); absent, as on the stream
+        itself, when the stream has none (the AttributeError falls through to the proxy's lookup)."""
+        close = self.__wrapped__.aclose
+        return lambda: self._await_then_end(close())
+
     def __del__(self) -> None:
         owner = getattr(self, "_self_owner", None)
         if owner is not None:

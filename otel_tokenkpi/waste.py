@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
 # Finish reasons meaning "cut off by the token limit", as providers spell them
 # (OpenAI length, Anthropic/Bedrock max_tokens, Gemini MAX_TOKENS, Responses max_output_tokens).
-TRUNCATION_FINISH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens"})
+# Mistral's ``model_length``: cut at the model's context length, the output is as incomplete.
+TRUNCATION_FINISH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "model_length"})
 
 # Request parameters that do not change what the model is asked (DESIGN.md "Identical requests").
 _IGNORED_PARAMS = frozenset({sc.REQUEST_STREAM})

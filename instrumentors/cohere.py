@@ -1,0 +1,130 @@
+"""Cohere instrumentor: where the ``cohere`` SDK's v2 model calls live.
+
+``cohere.ClientV2`` / ``AsyncClientV2`` subclass ``cohere.v2.client.V2Client`` / ``AsyncV2Client`` (and the
+v1 client, whose methods the v2 ones shadow); ``cohere.Client().v2`` is a ``V2Client`` too, and so are the
+Bedrock, SageMaker and OCI v2 clients. So the v2 methods are patched once, on those two classes: ``chat``,
+``chat_stream`` and ``embed``, all keyword-only. The v1 API (``Client.chat``) is not instrumented.
+
+``chat_stream`` is a generator function (``AsyncV2Client.chat_stream`` an async generator function): calling
+it sends nothing; the request goes out at the first ``next()``. The span starts at the call and the stream
+proxy sees the SDK's typed events; an HTTP error surfaces at the first ``next()`` and ends the span with
+``error.type``. Only one layout is known (cohere >= 5.9.3 has all three methods at these paths; 5.8.0 to 5.9.2
+lack ``embed``, which is then skipped with one warning); the kind of each stream method is checked rather
+than assumed, so a coroutine-returning-iterator layout would be wrapped as such.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from typing import Any
+
+from otel_tokenkpi._safety import log_once
+from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.record import CallRequest, CallResult
+
+from . import _cohere_chat as chat
+from ._shapes import as_list, get, new_request, server_of
+
+PROVIDER = "cohere"
+_MODULE = "cohere.v2.client"
+# Clients that reach Cohere models through another provider's endpoint (semconv provider names).
+_PROVIDER_BY_CLIENT_PREFIX = (("BedrockClient", "aws.bedrock"),)
+
+
+def provider_for(client: Any) -> str:
+    name = type(client).__name__
+    for prefix, provider in _PROVIDER_BY_CLIENT_PREFIX:
+        if name.startswith(prefix):
+            return provider
+    return PROVIDER
+
+
+def _server(instance: Any) -> tuple[str | None, int | None]:
+    """From the client wrapper's base URL (``ClientV2`` holds it; a bare ``V2Client`` through its raw client)."""
+    wrapper = getattr(instance, "_client_wrapper", None) or get(get(instance, "_raw_client"), "_client_wrapper")
+    get_base_url = getattr(wrapper, "get_base_url", None)
+    return server_of(get_base_url()) if callable(get_base_url) else (None, None)
+
+
+def _base(operation: str, instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return new_request(operation, provider_for(instance), kwargs.get("model"), _server(instance))
+
+
+def _read_chat(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return chat.read_request(_base("chat", instance, kwargs), kwargs, stream=False)
+
+
+def _read_chat_stream(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    return chat.read_request(_base("chat", instance, kwargs), kwargs, stream=True)
+
+
+def _read_embed_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    request = _base("embeddings", instance, kwargs)
+    formats = [f for f in as_list(kwargs.get("embedding_types")) if isinstance(f, str)]
+    if formats:
+        request.params["gen_ai.request.encoding_formats"] = formats
+    return request
+
+
+def _read_embed_response(response: Any) -> CallResult:
+    """``meta.billed_units.input_tokens`` (processed: ``meta.tokens.input_tokens``)."""
+    result = CallResult(response_id=get(response, "id") or None)
+    chat.read_usage(get(response, "meta"), result)
+    return result
+
+
+CHAT = Endpoint(
+    name="cohere.chat",
+    read_request=_read_chat,
+    read_response=chat.read_response,
+    materialize=("messages", "tools", "documents"),
+)
+CHAT_STREAM = Endpoint(
+    name="cohere.chat_stream",
+    read_request=_read_chat_stream,
+    read_response=chat.read_response,
+    stream_reader=chat.EventReader,
+    materialize=("messages", "tools", "documents"),
+)
+EMBED = Endpoint(name="cohere.embed", read_request=_read_embed_request, read_response=_read_embed_response)
+
+
+def _method_kind(cls_name: str, method: str) -> str:
+    """``"asyncgen"``, ``"coroutine"`` or ``"plain"``; ``"missing"`` when the layout lacks it."""
+    try:
+        target = getattr(getattr(importlib.import_module(_MODULE), cls_name), method)
+    except (ImportError, AttributeError):
+        return "missing"
+    if inspect.isasyncgenfunction(target):
+        return "asyncgen"
+    return "coroutine" if inspect.iscoroutinefunction(target) else "plain"
+
+
+def _wrapper(endpoint: Endpoint, cls_name: str, method: str) -> Any:
+    kind = _method_kind(cls_name, method)
+    if kind == "asyncgen":
+        return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=False, async_iterator=True)
+    is_async = kind == "coroutine" or (kind == "missing" and cls_name.startswith("Async"))
+    if cls_name.startswith("Async") and not is_async:
+        log_once(
+            f"cohere:{cls_name}.{method}",
+            message=f"otel-tokenkpi: {cls_name}.{method} is neither a coroutine nor an async generator here; "
+            "instrumented as a plain call",
+        )
+    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
+
+
+class CohereInstrumentor(TokenKPIInstrumentor):
+    """Instruments the ``cohere`` SDK's v2 client (entry point ``tokenkpi_cohere``)."""
+
+    scope = "otel_tokenkpi.instrumentors.cohere"
+    instruments = ("cohere >= 5.9.3",)
+
+    def patches(self) -> list[Patch]:
+        table = []
+        for cls_name in ("V2Client", "AsyncV2Client"):
+            for method, endpoint in (("chat", CHAT), ("chat_stream", CHAT_STREAM), ("embed", EMBED)):
+                table.append(Patch(_MODULE, cls_name, method, _wrapper(endpoint, cls_name, method)))
+        return table
