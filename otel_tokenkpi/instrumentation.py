@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import wrapt
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from . import api, prices, tokens
+from . import api, options, prices, tokens
 from ._safety import log_once, logger
 from .recorder import Recorder
 from .version import __version__
@@ -26,7 +27,8 @@ from .version import __version__
 
 @dataclass(frozen=True)
 class Patch:
-    """``module.cls.method`` is replaced by ``make_wrapper(recorder)``."""
+    """``module.cls.method`` is replaced by ``make_wrapper(recorder)``; with ``cls=""``, the module-level
+    function ``module.method`` (e.g. a reference a library captured at import time)."""
 
     module: str
     cls: str
@@ -39,6 +41,9 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     scope = "otel_tokenkpi"
     instruments: tuple[str, ...] = ()
+    # A library slow to import (litellm: seconds, and a network fetch) is patched when the user imports
+    # it, or at once if it already is: instrument() never imports it.
+    patch_when_imported: str | None = None
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return self.instruments
@@ -48,6 +53,8 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         try:
+            if self._library_missing():
+                return
             self._recorder = Recorder(
                 self.scope,
                 __version__,
@@ -55,9 +62,13 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 meter_provider=kwargs.get("meter_provider"),
             )
             self._applied: list[tuple[Any, str]] = []
-            self.options = kwargs
-            for patch in self.patches():
-                self._apply(patch)
+            # Loaded alone (opentelemetry-instrument): OTEL_INSTRUMENTATION_TOKENKPI_* apply; an argument wins.
+            settings = options.for_instrumentor()
+            self.options = {"inject_stream_usage": bool(settings.inject_stream_usage), **kwargs}
+            if self.patch_when_imported:
+                self._apply_when_imported(self.patch_when_imported)
+            else:
+                self._apply_all()
             self._recorder.switch.enabled = True
             # task() and record_outcome() spans go where our model-call spans go.
             api.use_tracer_provider(kwargs.get("tracer_provider"))
@@ -68,10 +79,41 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - never stop the user's app
             log_once(f"{type(self).__name__}._instrument", exc)
 
+    def _library_missing(self) -> bool:
+        """``opentelemetry-instrument`` checks dependencies per distribution, and ours declares
+        none per library, so it loads every instrumentor with ``skip_dep_check``: one whose library
+        is not installed (or too old) is skipped here, quietly, instead of warning per method."""
+        conflict = get_dependency_conflicts(self.instrumentation_dependencies())
+        if conflict is not None:
+            logger.debug("otel-tokenkpi: %s not loaded: %s", type(self).__name__, conflict)
+        return conflict is not None
+
+    def _apply_all(self) -> None:
+        for patch in self.patches():
+            self._apply(patch)
+
+    def _apply_when_imported(self, module: str) -> None:
+        """Patch when ``module`` is imported (at once if it is). wrapt cannot unregister a hook: one left
+        by an earlier instrument() finds its token stale after uninstrument() and does nothing."""
+        token = object()
+        self._import_token: object | None = token
+
+        def on_import(_module: Any) -> None:
+            if self._import_token is not token:
+                return
+            try:
+                self._apply_all()
+            except Exception as exc:  # noqa: BLE001 - runs inside the user's import statement
+                log_once(f"{type(self).__name__}.on_import", exc)
+
+        wrapt.register_post_import_hook(on_import, module)
+
     def _apply(self, patch: Patch) -> None:
-        target = f"{patch.module}.{patch.cls}.{patch.method}"
+        target = ".".join(part for part in (patch.module, patch.cls, patch.method) if part)
         try:
-            owner = getattr(importlib.import_module(patch.module), patch.cls)
+            owner = importlib.import_module(patch.module)
+            if patch.cls:
+                owner = getattr(owner, patch.cls)
             if not callable(getattr(owner, patch.method, None)):
                 raise AttributeError(patch.method)
         except (ImportError, AttributeError):
@@ -88,6 +130,7 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         recorder = getattr(self, "_recorder", None)
         if recorder is not None:
             recorder.switch.enabled = False
+        self._import_token = None  # a pending post-import hook stays quiet
         for owner, method in getattr(self, "_applied", []):
             unwrap(owner, method)
         self._applied = []

@@ -19,24 +19,12 @@ from typing import Any
 from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
-from . import prices, tokens
+from . import options as tk_options
 from ._safety import logger
-from .engine import ENGINE
 from .processor import TokenKPISpanProcessor
 
 DISTRIBUTION = "otel-tokenkpi"
-_OPTIONS = {
-    "model_aliases",
-    "allow_tokenizer_download",
-    "inject_stream_usage",
-    "console",
-    "tracer_provider",
-    "meter_provider",
-    "exempt_tools",
-    "state_budget_bytes",
-    "state_ttl_s",
-    "metric_user_attributes",
-}
+_PROVIDER_OPTIONS = ("tracer_provider", "meter_provider")
 
 _lock = threading.Lock()
 _instrumentors: list[Any] = []
@@ -106,8 +94,9 @@ def _metric_readers(console: bool) -> list[Any]:
     return readers
 
 
-def _configure_sdk(console: bool) -> None:
-    """Create and set global providers when nobody configured the SDK."""
+def _configure_sdk(console: bool, resource_attributes: dict[str, str] | None = None) -> None:
+    """Create and set global providers when nobody configured the SDK (also the zero-code
+    configurator's work, see distro.py)."""
     global _created_tracer_provider
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
@@ -127,7 +116,7 @@ def _configure_sdk(console: bool) -> None:
         return
     if _sdk_disabled() or _created_tracer_provider is not None:
         return
-    resource = Resource.create()
+    resource = Resource.create(resource_attributes or {})
     provider = TracerProvider(resource=resource)
     for exporter, batch in _span_exporters(console):
         inner = BatchSpanProcessor(exporter) if batch else SimpleSpanProcessor(exporter)
@@ -169,30 +158,27 @@ def instrument(**options: Any) -> None:
     are forgotten after this, default 1800 s), ``metric_user_attributes``
     (True, or a list of keys: let attributes set with ``otel_tokenkpi.attributes``
     join the ``tokenkpi.*`` metrics; off by default, since they may be unbounded).
+    Every option but the providers can also be set in the environment,
+    ``OTEL_INSTRUMENTATION_TOKENKPI_<OPTION>`` (see options.py); an argument wins.
     Calling it again does nothing.
     """
-    unknown = set(options) - _OPTIONS
+    unknown = set(options) - set(tk_options.NAMES) - set(_PROVIDER_OPTIONS)
     if unknown:
         raise TypeError(f"otel_tokenkpi.instrument() got unknown option(s): {', '.join(sorted(unknown))}")
-    engine_options = _engine_options(options)
-    aliases = options.get("model_aliases")
-    if aliases is not None and not (
-        isinstance(aliases, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in aliases.items())
-    ):
-        raise TypeError("model_aliases must be a dict of str -> str")
+    # Checked here, at the user's call, so a typo fails loudly before anything is patched.
+    resolved = tk_options.resolve({k: v for k, v in options.items() if k not in _PROVIDER_OPTIONS})
     global _active
     with _lock:
         if _active:
             return
         _active = True
-        ENGINE.configure(**engine_options)
-        prices.configure(model_aliases=aliases)
-        # Configured before any instrumentor starts loading (TokenKPIInstrumentor._instrument).
-        tokens.configure(allow_download=bool(options.get("allow_tokenizer_download", False)))
+        # Applied before any instrumentor starts loading (TokenKPIInstrumentor._instrument).
+        tk_options.apply(resolved)
         if options.get("tracer_provider") is None:
-            _configure_sdk(bool(options.get("console", False)))
+            _configure_sdk(bool(resolved.console))
         disabled = set(_env_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
-        kwargs = {k: options[k] for k in ("tracer_provider", "meter_provider", "inject_stream_usage") if k in options}
+        kwargs = {k: options[k] for k in _PROVIDER_OPTIONS if k in options}
+        kwargs["inject_stream_usage"] = bool(resolved.inject_stream_usage)
         for ep in _our_entry_points():
             if ep.name in disabled:
                 continue
@@ -209,37 +195,12 @@ def instrument(**options: Any) -> None:
                 logger.warning("otel-tokenkpi: could not instrument %s: %r", ep.name, exc)
 
 
-def _engine_options(options: dict[str, Any]) -> dict[str, Any]:
-    """Checked here, at the user's call, so a typo fails loudly before anything is patched."""
-    engine_options: dict[str, Any] = {}
-    exempt = options.get("exempt_tools")
-    if exempt is not None:
-        if isinstance(exempt, str) or not all(isinstance(name, str) for name in exempt):
-            raise TypeError("exempt_tools must be a list of tool names (str)")
-        engine_options["exempt_tools"] = list(exempt)
-    budget = options.get("state_budget_bytes")
-    if budget is not None:
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 0:
-            raise TypeError("state_budget_bytes must be a non-negative int")
-        engine_options["state_budget_bytes"] = budget
-    ttl = options.get("state_ttl_s")
-    if ttl is not None:
-        if not isinstance(ttl, (int, float)) or isinstance(ttl, bool) or ttl <= 0:
-            raise TypeError("state_ttl_s must be a positive number of seconds")
-        engine_options["state_ttl_s"] = float(ttl)
-    metric_attrs = options.get("metric_user_attributes")
-    if metric_attrs is not None:
-        if not (isinstance(metric_attrs, bool) or all(isinstance(key, str) for key in metric_attrs)):
-            raise TypeError("metric_user_attributes must be True/False or a list of attribute keys")
-        engine_options["metric_user_attributes"] = metric_attrs if isinstance(metric_attrs, bool) else set(metric_attrs)
-    return engine_options
-
-
 def uninstrument() -> None:
     """Restore every patched method."""
     global _active
     with _lock:
         _active = False
+        tk_options.forget()
         for instrumentor in _instrumentors:
             instrumentor.uninstrument()
         _instrumentors.clear()
