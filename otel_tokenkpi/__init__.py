@@ -9,6 +9,7 @@ from .setup import instrument, uninstrument
 from .version import __version__
 
 __all__ = [
+    "OTLPJsonLinesSpanExporter",
     "TokenKPISpanProcessor",
     "__version__",
     "attributes",
@@ -18,3 +19,12 @@ __all__ = [
     "task",
     "uninstrument",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # Imported on first use: the exporter pulls in protobuf, which most users never need.
+    if name == "OTLPJsonLinesSpanExporter":
+        from .jsonl_exporter import OTLPJsonLinesSpanExporter
+
+        return OTLPJsonLinesSpanExporter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

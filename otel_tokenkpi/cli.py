@@ -1,0 +1,164 @@
+"""The ``otel-tokenkpi`` command: ``demo`` (the agent waste demo) and ``report`` (a span file's KPIs).
+
+Exit status: 0 on success; 1 when ``report`` skipped malformed lines (the report is still printed, from
+every other line); 2 for usage errors, a missing or unreadable file, or a demo that cannot run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+PROGRESS_MIN_BYTES = 4 * 2**20  # smaller files read in a blink: no bar
+MAX_BAD_LINES_SHOWN = 20
+
+DESCRIPTION = "See what your LLM tokens bought: waste, cost and tokens per successful task."
+DEMO_HELP = (
+    "Run a small tool-calling agent that wastes tokens in the common ways (re-sent history, a duplicate "
+    "tool call, an unused tool schema, a truncated answer, a repeated request, a failed call and its "
+    "retry) against a fake provider embedded in the package: no API key, no network. Prints the waste "
+    "of each model call and the task's roll-up."
+)
+REPORT_HELP = (
+    "Read a file of OTLP JSON lines (the OpenTelemetry Collector's file exporter format, or "
+    "`otel-tokenkpi demo --out`) and print waste by model, by kind and by task; with --by ATTR, tokens "
+    "per success, waste ratio, cost per success and top waste kind per value of ATTR."
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="otel-tokenkpi", description=DESCRIPTION)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser("demo", help="run the agent waste demo", description=DEMO_HELP)
+    demo.add_argument(
+        "--provider",
+        choices=("openai", "anthropic"),
+        default="openai",
+        help="which SDK the agent uses, against its embedded fake server (default: openai)",
+    )
+    demo.add_argument(
+        "--otlp",
+        metavar="URL",
+        help="also send the spans over OTLP/HTTP, e.g. http://localhost:4318 (/v1/traces is added when the URL "
+        "has no path)",
+    )
+    demo.add_argument("--console", action="store_true", help="also print every span as JSON on stdout")
+    demo.add_argument(
+        "--out", metavar="FILE", help="also append the spans to FILE as OTLP JSON lines (read it with `report`)"
+    )
+
+    report = commands.add_parser("report", help="summarize a file of OTLP JSON lines", description=REPORT_HELP)
+    report.add_argument("file", metavar="FILE", help="OTLP JSON lines, one ExportTraceServiceRequest per line")
+    report.add_argument(
+        "--by",
+        metavar="ATTR",
+        help="group tasks by this span attribute (e.g. team, set with otel_tokenkpi.attributes(team=...))",
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "demo":
+        return run_demo(args.provider, otlp=args.otlp, console=args.console, out=args.out)
+    return run_report(args.file, by=args.by)
+
+
+def _error(message: str) -> int:
+    print(f"otel-tokenkpi: error: {message}", file=sys.stderr)
+    return 2
+
+
+def traces_url(url: str) -> str:
+    """``http://host:4318`` -> ``http://host:4318/v1/traces``; a URL with a path is used as given."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--otlp needs an http(s) URL such as http://localhost:4318, got {url!r}")
+    if parts.path in ("", "/"):
+        parts = parts._replace(path="/v1/traces")
+    return urlunsplit(parts)
+
+
+def run_demo(provider: str, *, otlp: str | None = None, console: bool = False, out: str | None = None) -> int:
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
+
+    from .demo import WasteTable, run_agent
+    from .jsonl_exporter import OTLPJsonLinesSpanExporter
+    from .processor import TokenKPISpanProcessor
+
+    try:
+        endpoint = traces_url(otlp) if otlp else None
+        file_exporter = OTLPJsonLinesSpanExporter(out) if out else None
+    except (ValueError, OSError) as exc:
+        return _error(f"{exc}")
+    table = WasteTable()
+    fan_out = SynchronousMultiSpanProcessor()
+    fan_out.add_span_processor(table)
+    if file_exporter is not None:
+        fan_out.add_span_processor(BatchSpanProcessor(file_exporter))
+    if endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        fan_out.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    if console:
+        fan_out.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
+    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "tokenkpi-demo"})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(TokenKPISpanProcessor(fan_out))
+    try:
+        answer = run_agent(provider, tracer_provider=tracer_provider)
+    except ImportError as exc:
+        return _error(f"the {provider} demo needs the {provider} SDK ({exc}): pip install 'otel-tokenkpi[{provider}]'")
+    finally:
+        tracer_provider.shutdown()  # flushes every exporter
+    print(f"Agent answer: {answer}\n")
+    table.print(sys.stdout)
+    if file_exporter is not None:
+        print(f"\nSpans appended to {out} (OTLP JSON lines). Next: otel-tokenkpi report {out} --by team")
+    if endpoint is not None:
+        print(f"\nSpans sent to {endpoint}")
+    return 0
+
+
+def run_report(path: str, *, by: str | None = None) -> int:
+    from . import _report_tables as tables
+    from .report import read_report
+
+    if not os.path.exists(path):
+        return _error(f"no such file: {path}")
+    if os.path.isdir(path):
+        return _error(f"{path} is a directory, not a file of OTLP JSON lines")
+    progress: Any = sys.stderr if sys.stderr.isatty() and os.path.getsize(path) >= PROGRESS_MIN_BYTES else None
+    try:
+        report = read_report(path, by=by, progress=progress)
+    except OSError as exc:
+        return _error(f"cannot read {path}: {exc.strerror or exc}")
+    blocks = [tables.summary(report, path)]
+    if report.spans == 0:
+        blocks.append(["no spans found"])
+    elif by is not None:
+        if not report.group_seen:
+            blocks.append([f"note: no span carries the attribute {by!r}; everything is in the (none) group"])
+        blocks.append(tables.kpi(report, by))
+    else:
+        blocks += [tables.by_model(report), tables.by_kind(report), tables.by_task(report)]
+    print("\n\n".join("\n".join(block) for block in blocks))
+    for number, reason in report.bad_lines[:MAX_BAD_LINES_SHOWN]:
+        print(f"{path}:{number}: skipped malformed line: {reason}", file=sys.stderr)
+    if len(report.bad_lines) > MAX_BAD_LINES_SHOWN:
+        print(f"{path}: ... and {len(report.bad_lines) - MAX_BAD_LINES_SHOWN} more malformed lines", file=sys.stderr)
+    if report.bad_lines:
+        print(
+            f"otel-tokenkpi: {len(report.bad_lines)} malformed line(s) skipped; the report above is from the other "
+            f"{report.lines - len(report.bad_lines)}",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
