@@ -27,6 +27,34 @@ section "seeding the tiktoken cache"
 export TIKTOKEN_CACHE_DIR="$VENV/tiktoken-cache"
 "$PY" tests/seed_tiktoken_cache.py "$TIKTOKEN_CACHE_DIR"
 
+section "Arize Phoenix in .venv-phoenix (the real OTLP backend of tests/test_phoenix_e2e.py)"
+# Its own venv: arize-phoenix pins client SDK versions older than the ones the tests drive.
+PHOENIX_VERSION="20.26.1"
+PHOENIX_VENV="$REPO/.venv-phoenix"
+PHOENIX_PY="$PHOENIX_VENV/bin/python"
+if ! "$PHOENIX_PY" -c '' 2>/dev/null; then # missing, or broken
+    rm -rf "$PHOENIX_VENV"
+    "${PYTHON:-python3}" -m venv "$PHOENIX_VENV"
+    "$PHOENIX_PY" -m pip install --quiet --upgrade pip
+fi
+if ! "$PHOENIX_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('arize-phoenix') != '$PHOENIX_VERSION')" \
+    2>/dev/null; then
+    "$PHOENIX_PY" -m pip install --quiet "arize-phoenix==$PHOENIX_VERSION"
+fi
+export TOKENKPI_PHOENIX_PYTHON="$PHOENIX_PY"
+
+section "opentelemetry-distro beside the test env (tests/test_zero_code.py: living with another distro)"
+# Not in .venv: there ours must stay the only distro, so `opentelemetry-instrument` picks it unasked.
+# The version matches the installed opentelemetry-instrumentation; the tests put the dir on PYTHONPATH.
+OTEL_INSTRUMENTATION_VERSION="$("$PY" -c "import importlib.metadata as m; print(m.version('opentelemetry-instrumentation'))")"
+OTEL_DISTRO_DIR="$VENV/side/opentelemetry-distro-$OTEL_INSTRUMENTATION_VERSION"
+if [ ! -d "$OTEL_DISTRO_DIR/opentelemetry_distro-$OTEL_INSTRUMENTATION_VERSION.dist-info" ]; then
+    rm -rf "$OTEL_DISTRO_DIR"
+    "$PY" -m pip install --quiet --no-deps --target "$OTEL_DISTRO_DIR" \
+        "opentelemetry-distro==$OTEL_INSTRUMENTATION_VERSION"
+fi
+export TOKENKPI_TEST_OTEL_DISTRO_DIR="$OTEL_DISTRO_DIR"
+
 LINT_PATHS=()
 for p in otel_tokenkpi instrumentors tests benchmarks examples; do
     if [ -e "$p" ]; then LINT_PATHS+=("$p"); fi

@@ -36,7 +36,17 @@ Rx, Fake = OtlpReceiver, FakeOpenAIServer  # short names for test signatures
 MARK = "RESULT "
 SCOPE = "otel_tokenkpi.instrumentors.openai"
 # Every instrumentor of this distribution whose library the test environment installs.
-ALL_OURS = ["AnthropicInstrumentor", "BedrockInstrumentor", "GoogleGenAIInstrumentor", "OpenAIInstrumentor"]
+ALL_OURS = [
+    "AnthropicInstrumentor",
+    "BedrockInstrumentor",
+    "CohereInstrumentor",
+    "GoogleGenAIInstrumentor",
+    "GroqInstrumentor",
+    "LiteLLMInstrumentor",
+    "MistralInstrumentor",
+    "OllamaInstrumentor",
+    "OpenAIInstrumentor",
+]
 HEADERS = "x-honeycomb-team=key123,x-honeycomb-dataset=ds1"
 # The fake's default reply: 10 prompt tokens, 5 completion tokens, finish reason "stop", text "ok".
 # genai-prices (bundled data): gpt-4o-mini $0.15 / $0.60 per Mtok, gpt-4o $2.50 / $10.00; both 128k.
@@ -761,7 +771,12 @@ def test_only_this_distributions_entry_points(fake: Fake, tmp_path: Path) -> Non
             ["foreign", "foreign-pkg"],
             ["tokenkpi_anthropic", "otel-tokenkpi"],
             ["tokenkpi_bedrock", "otel-tokenkpi"],
+            ["tokenkpi_cohere", "otel-tokenkpi"],
             ["tokenkpi_google_genai", "otel-tokenkpi"],
+            ["tokenkpi_groq", "otel-tokenkpi"],
+            ["tokenkpi_litellm", "otel-tokenkpi"],
+            ["tokenkpi_mistral", "otel-tokenkpi"],
+            ["tokenkpi_ollama", "otel-tokenkpi"],
             ["tokenkpi_openai", "impostor"],
             ["tokenkpi_openai", "otel-tokenkpi"],
         ],
