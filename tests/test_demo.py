@@ -46,3 +46,24 @@ def test_the_demo_prints_waste_per_call_and_the_task_roll_up():
     assert rows[4][1] == "error" and int(rows[5][4]) == 256 and int(rows[5][5]) == 72
     (task,) = [line for line in lines if line.startswith("task travel-assistant")]
     assert "6 model calls" in task and "outcome success" in task
+
+
+def test_the_quickstart_runs_as_written_without_a_key_and_prints_its_span():
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "none"}
+    env.pop("OPENAI_API_KEY", None)
+    env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+    done = subprocess.run(
+        [sys.executable, str(REPO / "examples" / "quickstart.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.rstrip().endswith("\nok")  # the fake server's default reply
+    span = json.loads(done.stdout[: done.stdout.rindex("}") + 1])
+    assert span["name"] == "chat gpt-4o-mini"
+    attrs = span["attributes"]
+    assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (10, 5)
+    assert attrs["tokenkpi.context.new_tokens"] == n("Say hi.")
+    assert attrs["tokenkpi.waste.tokens"] == 0
