@@ -168,6 +168,12 @@ class Engine:
             if state is not None and request.server_history_ref is not None:
                 held_keys, held_duplicates = set(state.tool_keys), set(state.duplicate_call_ids)
             duplicates = find_duplicates(history, result, held_keys, held_duplicates)
+            if state is not None and duplicates.results:
+                # DESIGN: a duplicate's result is waste only on the call that FIRST sends it back.
+                with state.lock:
+                    duplicates.results = [i for i in duplicates.results if not state.charged_before(i.tool_call_id)]
+                    if record.error_type is None:  # a failed call's messages count as not seen
+                        state.remember_charged_results([i.tool_call_id for i in duplicates.results])
             model = request.model
             findings.duplicate_output_tokens = sum(count_tool_call(c, model).tokens for c in duplicates.calls)
             findings.duplicate_input_tokens = sum(count_item(i, model).tokens for i in duplicates.results)

@@ -35,7 +35,16 @@ E = TypeVar("E", bound=Sized)
 class ConversationState:
     """What the rules remember about one conversation (fingerprints and counts)."""
 
-    __slots__ = ("request_starts", "tool_keys", "duplicate_call_ids", "last_span", "tokens", "successes", "lock")
+    __slots__ = (
+        "request_starts",
+        "tool_keys",
+        "duplicate_call_ids",
+        "charged_result_ids",
+        "last_span",
+        "tokens",
+        "successes",
+        "lock",
+    )
 
     MAX_REQUESTS = 256
     MAX_TOOL_KEYS = 512
@@ -44,6 +53,9 @@ class ConversationState:
         self.request_starts: OrderedDict[int, float] = OrderedDict()  # request fingerprint -> when it started
         self.tool_keys: OrderedDict[tuple[str, str], None] = OrderedDict()  # tool calls the server holds
         self.duplicate_call_ids: OrderedDict[str, None] = OrderedDict()
+        # Tool-call ids of duplicate results already counted as waste by a call that succeeded: an agent
+        # that re-sends them later (e.g. after dropping a cut-off answer) is not charged again.
+        self.charged_result_ids: OrderedDict[str, None] = OrderedDict()
         self.last_span: tuple[int, int] | None = None  # (trace id, span id) of the latest call: outcome links
         self.tokens = 0  # input + output tokens of the conversation's calls
         self.successes = 0
@@ -67,6 +79,14 @@ class ConversationState:
         _trim(self.tool_keys, self.MAX_TOOL_KEYS)
         _trim(self.duplicate_call_ids, self.MAX_TOOL_KEYS)
 
+    def charged_before(self, call_id: str) -> bool:
+        return call_id in self.charged_result_ids
+
+    def remember_charged_results(self, call_ids: list[str]) -> None:
+        for call_id in call_ids:
+            self.charged_result_ids[call_id] = None
+        _trim(self.charged_result_ids, self.MAX_TOOL_KEYS)
+
     def outcome_only(self) -> ConversationState:
         """A copy without the rules' fingerprints: what a late outcome needs."""
         copy = ConversationState()
@@ -75,7 +95,10 @@ class ConversationState:
 
     def estimated_bytes(self) -> int:
         return ENTRY_BASE_BYTES + FINGERPRINT_BYTES * (
-            len(self.request_starts) + 2 * len(self.tool_keys) + len(self.duplicate_call_ids)
+            len(self.request_starts)
+            + 2 * len(self.tool_keys)
+            + len(self.duplicate_call_ids)
+            + len(self.charged_result_ids)
         )
 
 

@@ -8,6 +8,7 @@ o200k_base encoding (gpt-4o), computed here from the same texts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import openai
@@ -197,6 +198,38 @@ def test_a_plain_agent_loop_without_a_parent_span_still_gets_the_stateless_rules
     for span in spans:  # each call is its trace's local root: it carries its own roll-up
         assert span.attributes[sc.TRACE_LLM_CALLS] == 1
         assert span.attributes[sc.TRACE_WASTE_TOKENS] == span.attributes[sc.WASTE_TOKENS]
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_a_duplicate_result_is_charged_once_even_when_the_agent_drops_the_answer_that_followed_it(
+    telemetry, fake, openai_client, remembered
+):
+    """The agent drops a cut-off answer and asks again: the duplicate's result is again the last
+    thing before the new ask, but only the call that FIRST sent it back is charged for it. Without
+    a conversation (no memory) the request alone cannot tell, and the result is charged again."""
+    messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
+    fake.enqueue(
+        # Billed sizes large enough that no cap hides a kind.
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=2000),
+        Reply(
+            text=None,
+            tool_calls=[ToolCall("get_weather", ARGS_REORDERED, "c2")],
+            prompt_tokens=2000,
+            completion_tokens=40,
+        ),
+        Reply(text="It is 21 C and", finish_reason="length", prompt_tokens=2000, completion_tokens=4),
+        Reply(text="It is 21 C and clear.", prompt_tokens=2000, completion_tokens=7),
+    )
+    with otel_tokenkpi.conversation("trip-1") if remembered else contextlib.nullcontext():
+        for call_id, result in (("c1", RESULT_1), ("c2", RESULT_2)):
+            reply = openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
+            messages += [reply.choices[0].message, tool_message(call_id, result)]
+        openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS, max_tokens=4)
+        messages.append({"role": "user", "content": "Please answer in full."})  # the cut answer is not kept
+        openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
+    charged = [waste(span)["duplicate_tool_call_tokens"] for span in model_spans(telemetry)]
+    again = 0 if remembered else n(RESULT_2)
+    assert charged == [0, n("get_weather") + n(ARGS_REORDERED), n(RESULT_2), again]
 
 
 def test_a_clean_conversation_has_every_waste_attribute_at_zero(telemetry, fake, openai_client):
