@@ -25,7 +25,7 @@ from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages
 from ._shapes import new_request
-from ._stainless import client_and_server, unwrap_raw_response
+from ._stainless import client_and_server, unwrap_raw_api_response
 
 # Clients that reach Claude through another provider's endpoint (semconv provider names).
 _PROVIDER_BY_CLIENT_PREFIX = (
@@ -64,7 +64,7 @@ MESSAGES = Endpoint(
     read_request=_read_request,
     read_response=messages.read_response,
     stream_reader=messages.EventReader,
-    unwrap=unwrap_raw_response,
+    unwrap=unwrap_raw_api_response,
     materialize=("messages", "tools", "system"),
 )
 

@@ -271,9 +271,33 @@ async def test_async_error_and_beta(atelemetry, afake, async_anthropic_client):
     assert ok.attributes["gen_ai.usage.input_tokens"] == 5
 
 
-def test_with_raw_response_records_the_request_and_leaves_the_body_alone(atelemetry, afake, anthropic_client):
+def test_with_raw_response_is_read_and_the_user_parses_the_same_message(atelemetry, afake, anthropic_client):
+    afake.enqueue(Reply(text="ok", input_tokens=12, output_tokens=3))
     raw = anthropic_client.messages.with_raw_response.create(model=MODEL, max_tokens=16, messages=USER)
-    assert raw.parse().content[0].text == "ok"
+    message = raw.parse()
+    assert message.content[0].text == "ok" and raw.parse() is message
     span = atelemetry.span()
     assert span.attributes["gen_ai.request.model"] == MODEL
-    assert "gen_ai.usage.input_tokens" not in span.attributes
+    assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (12, 3)
+
+
+async def test_async_raw_stream_is_read_through_our_proxy(atelemetry, afake, async_anthropic_client):
+    afake.enqueue(Reply(text="one two three", input_tokens=12, output_tokens=3))
+    raw = await async_anthropic_client.messages.with_raw_response.create(
+        model=MODEL, max_tokens=16, messages=USER, stream=True
+    )
+    stream = await raw.parse()
+    events = [event.type async for event in stream]
+    assert events[0] == "message_start" and events[-1] == "message_stop"
+    span = atelemetry.span()
+    assert (span.attributes["gen_ai.usage.input_tokens"], span.attributes["gen_ai.usage.output_tokens"]) == (12, 3)
+
+
+def test_with_streaming_response_leaves_the_body_to_the_user(atelemetry, afake, anthropic_client):
+    afake.enqueue(Reply(text="ok", input_tokens=12, output_tokens=3))
+    with anthropic_client.messages.with_streaming_response.create(model=MODEL, max_tokens=16, messages=USER) as raw:
+        body = json.loads(raw.read())
+    assert body["usage"]["input_tokens"] == 12
+    span = atelemetry.span()
+    assert span.attributes["gen_ai.request.model"] == MODEL
+    assert "gen_ai.usage.input_tokens" not in span.attributes  # the body is the user's to read, not ours
