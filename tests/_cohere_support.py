@@ -92,7 +92,7 @@ def run_waste_script(server: FakeCohereServer) -> None:
     """The script of ``test_waste_across_providers.py`` through ``cohere.ClientV2``: a tool call; the same
     call with its argument keys reordered; the duplicate's result sent back, answered with a reply cut at
     ``MAX_TOKENS``; that request again, unchanged; a failed call."""
-    from test_waste_across_providers import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
+    from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 
     client = make_client(server)
     tools = [

@@ -82,7 +82,7 @@ def run_waste_script(server: FakeGroqServer) -> None:
     """tests/test_waste_across_providers.py's script, through the groq SDK: (1) a tool call; (2) the same
     call, keys reordered; (3) the duplicate's result sent back, answer cut at the token limit; (4) that
     request repeated; (5) a failed call."""
-    from test_waste_across_providers import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
+    from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 
     client = make_client(server)
     tools = [

@@ -10,8 +10,8 @@ from typing import Any
 
 import ollama
 import pytest
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 from conftest import Telemetry
-from test_waste_across_providers import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.testing.fake_ollama import FakeOllamaServer, Reply, ToolCall

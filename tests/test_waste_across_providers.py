@@ -1,4 +1,4 @@
-"""The same planted waste through every provider's real SDK: the engine must flag the
+"""The same planted waste through every provider's real SDK, and through litellm: the engine must flag the
 same calls with the same kinds (numbers differ with each provider's tokenizer).
 
 The script, per provider: (1) a tool call; (2) the same tool call again with its
@@ -10,14 +10,32 @@ call. Each runs inside ``conversation()`` so the repeated request is known.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import _cohere_support as cohere
+import _groq_support as groq
+import _litellm_support as litellm
+import _mistral_support as mistral
+import _ollama_support as ollama
 import anthropic
 import botocore.exceptions
 import openai
 import pytest
 from _bedrock_support import make_client as make_bedrock_client
 from _gemini_support import make_client
+from _planted_waste import (
+    ARGS,
+    ARGS_REORDERED,
+    ASK,
+    BIG,
+    EXPECTED_KINDS,
+    KINDS,
+    PARAMETERS,
+    RESULT_1,
+    RESULT_2,
+    SYSTEM,
+)
 from conftest import Telemetry
 from google.genai import errors as genai_errors
 
@@ -25,32 +43,18 @@ import otel_tokenkpi
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.instrumentors.bedrock import BedrockInstrumentor
+from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
 from otel_tokenkpi.instrumentors.google_genai import GoogleGenAIInstrumentor
+from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
+from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor
+from otel_tokenkpi.instrumentors.mistral import MistralInstrumentor
+from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 from otel_tokenkpi.testing import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
-
-SYSTEM = "You are a careful travel agent."
-ASK = "What's the weather in Paris?"
-ARGS = '{"city": "Paris", "unit": "C"}'
-ARGS_REORDERED = '{"unit": "C", "city": "Paris"}'
-RESULT_1 = '{"temp": 21, "sky": "clear"}'
-RESULT_2 = '{"temp": 21, "sky": "clear", "again": true}'
-PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}, "unit": {"type": "string"}}}
-KINDS = {
-    "failed_call": sc.WASTE_FAILED_CALL_TOKENS,
-    "repeated_request": sc.WASTE_REPEATED_REQUEST_TOKENS,
-    "truncated_output": sc.WASTE_TRUNCATED_OUTPUT_TOKENS,
-    "duplicate_tool_call": sc.WASTE_DUPLICATE_TOOL_CALL_TOKENS,
-    "uncached_resent": sc.WASTE_UNCACHED_RESENT_TOKENS,
-}
-EXPECTED_KINDS = [
-    set(),
-    {"duplicate_tool_call", "uncached_resent"},
-    {"truncated_output", "duplicate_tool_call", "uncached_resent"},
-    {"repeated_request"},
-    set(),
-]
-BIG = 2000  # billed input per call: room for every local count, so no cap hides a kind
+from otel_tokenkpi.testing.fake_cohere import FakeCohereServer
+from otel_tokenkpi.testing.fake_groq import FakeGroqServer
+from otel_tokenkpi.testing.fake_mistral import FakeMistralServer
+from otel_tokenkpi.testing.fake_ollama import FakeOllamaServer
 
 
 def run_openai(server: fake_openai.FakeOpenAIServer) -> None:
@@ -176,32 +180,57 @@ def run_bedrock(server: fake_bedrock.FakeBedrockServer) -> None:
         client.converse(modelId=model, system=system, messages=more, toolConfig=tool_config)
 
 
-PROVIDERS: dict[str, tuple[Callable[[], Any], type, Callable[[Any], None]]] = {
-    "openai": (fake_openai.FakeOpenAIServer, OpenAIInstrumentor, run_openai),
-    "anthropic": (fake_anthropic.FakeAnthropicServer, AnthropicInstrumentor, run_anthropic),
-    "gcp.gemini": (fake_gemini.FakeGeminiServer, GoogleGenAIInstrumentor, run_gemini),
-    "aws.bedrock": (fake_bedrock.FakeBedrockServer, BedrockInstrumentor, run_bedrock),
+@dataclass(frozen=True)
+class Case:
+    make_server: Callable[[], Any]
+    instrumentors: tuple[type, ...]
+    run: Callable[[Any], None]
+    provider: str  # gen_ai.provider.name on the five spans
+    exact_counts: bool = False  # an offline tokenizer exists for the model (else: estimated, and flagged)
+
+
+CASES = {
+    "openai": Case(fake_openai.FakeOpenAIServer, (OpenAIInstrumentor,), run_openai, "openai", exact_counts=True),
+    "anthropic": Case(fake_anthropic.FakeAnthropicServer, (AnthropicInstrumentor,), run_anthropic, "anthropic"),
+    "gemini": Case(fake_gemini.FakeGeminiServer, (GoogleGenAIInstrumentor,), run_gemini, "gcp.gemini"),
+    "bedrock": Case(fake_bedrock.FakeBedrockServer, (BedrockInstrumentor,), run_bedrock, "aws.bedrock"),
+    "mistral": Case(FakeMistralServer, (MistralInstrumentor,), mistral.run_waste_script, "mistral_ai"),
+    "cohere": Case(FakeCohereServer, (CohereInstrumentor,), cohere.run_waste_script, "cohere"),
+    "ollama": Case(FakeOllamaServer, (OllamaInstrumentor,), ollama.run_waste_script, "ollama"),
+    "groq": Case(FakeGroqServer, (GroqInstrumentor,), groq.run_waste_script, "groq"),
+    # litellm to OpenAI, with the OpenAI instrumentor on too: still five spans, all litellm's.
+    "litellm": Case(
+        fake_openai.FakeOpenAIServer,
+        (LiteLLMInstrumentor, OpenAIInstrumentor),
+        litellm.run_waste_script,
+        "openai",
+        exact_counts=True,
+    ),
 }
 
 
-@pytest.mark.parametrize("provider", list(PROVIDERS))
-def test_every_provider_flags_the_same_calls_with_the_same_kinds(loaded_data, provider):
-    make_server, instrumentor_class, run = PROVIDERS[provider]
+@pytest.mark.parametrize("label", list(CASES))
+def test_every_provider_flags_the_same_calls_with_the_same_kinds(loaded_data, label):
+    case = CASES[label]
     telemetry = Telemetry()
-    instrumentor = instrumentor_class()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
+    instrumentors = [cls() for cls in case.instrumentors]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
     try:
-        with make_server() as server, otel_tokenkpi.conversation(f"planted-{provider}"):
-            run(server)
+        with case.make_server() as server, otel_tokenkpi.conversation(f"planted-{label}"):
+            case.run(server)
     finally:
-        instrumentor.uninstrument()
-    calls = [s for s in telemetry.spans() if s.attributes.get(sc.PROVIDER_NAME) == provider]
-    assert len(calls) == 5
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+    calls = [s for s in telemetry.spans() if s.attributes.get(sc.OPERATION_NAME) in ("chat", "generate_content")]
+    assert [s.attributes[sc.PROVIDER_NAME] for s in calls] == [case.provider] * 5
+    assert {s.instrumentation_scope.name for s in calls} == {case.instrumentors[0].scope}  # one span per call
     flagged = [{kind for kind, key in KINDS.items() if s.attributes.get(key, 0) > 0} for s in calls]
     assert flagged == EXPECTED_KINDS
     assert [s.attributes.get(sc.TOOL_CALLS_DUPLICATE_COUNT) for s in calls] == [0, 1, 0, 0, None]
     assert calls[4].attributes[sc.WASTE_FAILED_CALL_TOKENS] == 0 and sc.ERROR_TYPE in calls[4].attributes
     assert calls[3].attributes[sc.WASTE_REPEATED_REQUEST_TOKENS] == BIG + 8
+    assert calls[2].attributes[sc.WASTE_TRUNCATED_OUTPUT_TOKENS] == 8
     assert all(s.attributes[sc.WASTE_TOKENS] == sum(s.attributes.get(k, 0) for k in KINDS.values()) for s in calls)
-    if provider != "openai":  # no offline tokenizer: local counts are estimates, and say so
-        assert all(s.attributes[sc.TOKENS_ESTIMATED] for s in calls[:4])
+    # Without an offline tokenizer local counts are estimates, and say so.
+    assert [bool(s.attributes.get(sc.TOKENS_ESTIMATED)) for s in calls[:4]] == [not case.exact_counts] * 4
