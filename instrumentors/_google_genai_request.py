@@ -88,7 +88,7 @@ def read_function_call(part: Any) -> ToolCall | None:
 
 def _items_of_turn(role: str | None, parts: list[Any]) -> list[ContextItem]:
     """One message per run of text / function-call parts; each function response is a ``tool`` item."""
-    role = _ROLES.get(role or "user", "user")
+    role = _ROLES.get(role, "user") if isinstance(role, str) else "user"  # an unhashable role would raise
     items: list[ContextItem] = []
     texts: list[str] = []
     calls: list[ToolCall] = []

@@ -49,7 +49,7 @@ def call_id(message_index: int, position: int) -> str:
 
 def _role(message: Any) -> str:
     role = get(message, "role", "user")
-    return role if role in _ROLES else "user"
+    return role if isinstance(role, str) and role in _ROLES else "user"  # an unhashable role would raise
 
 
 def _text(message: Any) -> str:

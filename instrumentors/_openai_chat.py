@@ -17,6 +17,7 @@ from ._shapes import (
     as_list,
     compact_json,
     get,
+    get_rare,
     given,
     number_params,
     param_number,
@@ -52,7 +53,7 @@ def read_tool_calls(message: Any) -> list[ToolCall]:
 
 def read_message(message: Any) -> ContextItem:
     role = get(message, "role", "user")
-    role = _ROLES.get(role, role)
+    role = _ROLES.get(role, role) if isinstance(role, str) else "user"  # a dict role would raise here
     return ContextItem(
         role=role,
         text=text_of(get(message, "content"), ("text", "refusal")) or (get(message, "refusal") or ""),
@@ -156,6 +157,16 @@ def read_response(response: Any) -> CallResult:
     return result
 
 
+def _field(obj: Any, key: str, default: Any = None) -> Any:
+    """``get`` for a stream chunk's parts: their fields are values or None, never a request's "not
+    given" sentinels, so ``get``'s sentinel check is skipped (it runs a dozen times per chunk)."""
+    if type(obj) is dict:
+        value = obj.get(key)
+    else:
+        value = getattr(obj, key, None) if obj is not None else None
+    return default if value is None else value
+
+
 class ChunkReader:
     """Accumulates ``chat.completion.chunk`` objects (text, tool-call deltas
     keyed by choice and tool index, finish reasons, the usage chunk)."""
@@ -167,35 +178,37 @@ class ChunkReader:
         self._tools: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, [arg pieces]]
 
     def feed(self, chunk: Any) -> None:
+        """Runs once per chunk, so it reads each field once and skips what a chunk cannot carry:
+        the id and model until known, Groq's ``x_groq`` (an undeclared, costly lookup on the SDK's
+        models) except on a last chunk (one that finishes a choice or has none)."""
+        get = _field
         result = self._result
         if result.response_id is None:
             result.response_id = get(chunk, "id") or None
         if not result.response_model:
             result.response_model = get(chunk, "model") or None
-        usage = get(chunk, "usage")
-        if usage is None:  # Groq sends a stream's usage in the final chunk's ``x_groq.usage``
-            usage = get(get(chunk, "x_groq"), "usage")
-        if usage is not None:
-            result.usage = read_usage(usage)
-        for choice in as_list(get(chunk, "choices")):
+        choices = get(chunk, "choices")
+        if type(choices) is not list:
+            choices = as_list(choices)
+        last = not choices
+        for choice in choices:
             index = get(choice, "index", 0)
             reason = get(choice, "finish_reason")
             if reason:
                 self._finish[index] = str(reason)
+                last = True
             delta = get(choice, "delta")
             if delta is None:
                 continue
             text = get(delta, "content")
             if text:
-                self._texts.setdefault(index, []).append(text)
-            for call in as_list(get(delta, "tool_calls")):
-                slot = self._tools.setdefault(index, {}).setdefault(get(call, "index", 0), ["", "", []])
-                slot[0] = get(call, "id") or slot[0]
-                function = get(call, "function")
-                slot[1] = get(function, "name") or slot[1]
-                piece = get(function, "arguments")
-                if piece:
-                    slot[2].append(piece)
+                texts = self._texts.get(index)
+                if texts is None:
+                    texts = self._texts[index] = []
+                texts.append(text)
+            calls = get(delta, "tool_calls")
+            if calls is not None:
+                self._feed_tool_calls(index, calls)
             legacy = get(delta, "function_call")
             if legacy is not None:
                 slot = self._tools.setdefault(index, {}).setdefault(-1, ["", "", []])
@@ -203,6 +216,21 @@ class ChunkReader:
                 piece = get(legacy, "arguments")
                 if piece:
                     slot[2].append(piece)
+        usage = get(chunk, "usage")
+        if usage is None and last:  # Groq sends a stream's usage in the final chunk's ``x_groq.usage``
+            usage = get(get_rare(chunk, "x_groq"), "usage")
+        if usage is not None:
+            result.usage = read_usage(usage)
+
+    def _feed_tool_calls(self, index: int, calls: Any) -> None:
+        for call in as_list(calls):
+            slot = self._tools.setdefault(index, {}).setdefault(_field(call, "index", 0), ["", "", []])
+            slot[0] = _field(call, "id") or slot[0]
+            function = _field(call, "function")
+            slot[1] = _field(function, "name") or slot[1]
+            piece = _field(function, "arguments")
+            if piece:
+                slot[2].append(piece)
 
     def result(self) -> CallResult:
         result = self._result

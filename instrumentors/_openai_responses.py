@@ -13,7 +13,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, text_of
+from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, text_of, type_of
 
 _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
@@ -30,7 +30,7 @@ def read_tool_call_item(item: Any, kind: str) -> ToolCall:
 def read_input_item(item: Any) -> ContextItem | None:
     if isinstance(item, str):
         return ContextItem(role="user", text=item)
-    kind = get(item, "type")
+    kind = type_of(item)
     if kind in _TOOL_CALL_ITEMS:
         return ContextItem(role="assistant", tool_calls=[read_tool_call_item(item, kind)])
     if kind in ("function_call_output", "custom_tool_call_output"):
@@ -40,11 +40,12 @@ def read_input_item(item: Any) -> ContextItem | None:
     role = get(item, "role")
     if role is None:
         return None  # reasoning items, item references: not counted
+    role = role if isinstance(role, str) else "user"  # an unhashable role would raise in the lookup
     return ContextItem(role=_ROLES.get(role, role), text=text_of(get(item, "content"), _TEXT_KEYS))
 
 
 def read_tool_definition(tool: Any) -> ToolDefinition:
-    kind = get(tool, "type", "")
+    kind = type_of(tool)
     if kind in ("function", "custom"):
         schema = get(tool, "parameters") if kind == "function" else get(tool, "format")
         return ToolDefinition(
@@ -117,7 +118,7 @@ def read_output_items(items: Any) -> OutputMessage:
     """All output items of one response as one output message."""
     texts, calls = [], []
     for item in as_list(items):
-        kind = get(item, "type")
+        kind = type_of(item)
         if kind == "message":
             texts.append(text_of(get(item, "content"), _TEXT_KEYS))
         elif kind in _TOOL_CALL_ITEMS:
@@ -149,7 +150,7 @@ class EventReader:
         self._items: list[Any] = []
 
     def feed(self, event: Any) -> None:
-        kind = get(event, "type")
+        kind = type_of(event)
         if kind in _FINAL_EVENTS:
             self._final = read_response(get(event, "response"))
         elif kind == "response.created":

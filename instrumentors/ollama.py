@@ -142,7 +142,10 @@ class OllamaInstrumentor(TokenKPIInstrumentor):
 
     def _rebind_module_functions(self) -> None:
         """Point ``ollama.chat`` etc. at the patched class's methods of the same default client."""
-        import ollama
+        try:
+            import ollama
+        except ImportError:  # installed but not importable: the patch table already warned, once per method
+            return
 
         for name in _MODULE_FUNCTIONS:
             found = getattr(ollama, name, None)
@@ -158,11 +161,13 @@ class OllamaInstrumentor(TokenKPIInstrumentor):
 
     def _uninstrument(self, **kwargs: Any) -> None:
         try:
-            import ollama
+            rebound_functions = getattr(self, "_rebound", {})
+            if rebound_functions:  # else nothing to restore (and an unimportable ollama is not imported)
+                import ollama
 
-            for name, (original, rebound) in getattr(self, "_rebound", {}).items():
-                if getattr(ollama, name, None) is rebound:
-                    setattr(ollama, name, original)
+                for name, (original, rebound) in rebound_functions.items():
+                    if getattr(ollama, name, None) is rebound:
+                        setattr(ollama, name, original)
         except Exception as exc:  # noqa: BLE001
             log_once("OllamaInstrumentor.restore", exc)
         self._rebound = {}

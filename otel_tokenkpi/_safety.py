@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -55,7 +56,8 @@ def log_once(hook: str, exc: BaseException | None = None, message: str | None = 
             exc_info=exc,
         )
     else:
-        logger.warning("otel-tokenkpi: %s", message or hook)
+        # Callers often spell the prefix themselves; the log line carries it once.
+        logger.warning("otel-tokenkpi: %s", (message or hook).removeprefix("otel-tokenkpi: "))
 
 
 def run_hook(hook: str, func: Callable[..., T], *args: Any, default: Any = None) -> T | Any:
@@ -65,6 +67,17 @@ def run_hook(hook: str, func: Callable[..., T], *args: Any, default: Any = None)
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         log_once(hook, exc)
         return default
+
+
+def _after_fork_in_child() -> None:
+    """A fork while another thread held ``_logged_lock`` would leave it held for good in the child, and the
+    child's next log_once (any hook failing) would hang the user's call: start the child with a fresh lock."""
+    global _logged_lock
+    _logged_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _reset_logged_for_tests() -> None:

@@ -21,6 +21,19 @@ def capture_enabled() -> bool:
     return value.strip().lower() in _ON_VALUES
 
 
+def _dumps(value: Any) -> str:
+    """JSON text that is valid UTF-8. A lone surrogate (from ``surrogateescape`` decoding, or a JSON
+    ``"\\ud800"`` escape parsed by the SDK) would make the OTLP exporter drop the whole attribute, with an
+    error log per span: such text is written with ASCII escapes instead (still the same JSON value)."""
+    text = json.dumps(value, ensure_ascii=False)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return json.dumps(value)
+    return text
+
+
 def _arguments(call: ToolCall) -> Any:
     try:
         return json.loads(call.arguments) if call.arguments else {}
@@ -43,12 +56,12 @@ def input_messages_json(request: CallRequest) -> str:
     """Chat history, system messages included (semconv); top-level
     instructions go to ``gen_ai.system_instructions`` instead."""
     messages = [{"role": m.role, "parts": _parts(m)} for m in request.messages if not m.is_instructions]
-    return json.dumps(messages, ensure_ascii=False)
+    return _dumps(messages)
 
 
 def system_instructions_json(request: CallRequest) -> str | None:
     parts = [{"type": "text", "content": m.text} for m in request.messages if m.is_instructions and m.text]
-    return json.dumps(parts, ensure_ascii=False) if parts else None
+    return _dumps(parts) if parts else None
 
 
 def output_messages_json(result: CallResult) -> str:
@@ -56,4 +69,4 @@ def output_messages_json(result: CallResult) -> str:
     for output in result.outputs:
         item = ContextItem(role="assistant", text=output.text, tool_calls=output.tool_calls)
         messages.append({"role": "assistant", "parts": _parts(item), "finish_reason": output.finish_reason or ""})
-    return json.dumps(messages, ensure_ascii=False)
+    return _dumps(messages)

@@ -27,6 +27,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
+from . import _wellformed
 from . import scope as call_scope
 from . import semconv as sc
 from ._safety import IN_MODEL_CALL, log_once, run_hook
@@ -115,7 +116,9 @@ class ModelCall:
             kind=SpanKind.CLIENT,
             attributes={**call_scope.start_attributes(self.scope), **_start_attributes(request)},
         )
-        call_scope.set_span_ids(self.scope, self.span)
+        # Hooked on its own: the span has started, so a failure here must not lose the call (the span
+        # would never end); the scope just lacks span ids, as for a non-recording span.
+        run_hook("lifecycle.span_ids", call_scope.set_span_ids, self.scope, self.span)
         self._prepared = run_hook("engine.prepare", recorder.prepare, request)
         self._start = time.perf_counter()
 
@@ -157,7 +160,8 @@ class ModelCall:
             self._ended = True
         record = CallRecord(
             request=self.request,
-            result=result,
+            # Adapters record what they read; the engine and the span need the declared types.
+            result=run_hook("lifecycle.wellformed_result", _wellformed.result, result, default=result),
             error_type=type(error).__qualname__ if error is not None else None,
             duration_s=time.perf_counter() - self._start,
             complete=complete,
@@ -203,6 +207,7 @@ def _begin(
     if args and endpoint.positional:  # a read-only view: the SDK still gets exactly what the user passed
         seen = {**dict(zip(endpoint.positional, args, strict=False)), **kwargs}
     request = run_hook(f"{endpoint.name}.read_request", endpoint.read_request, instance, seen)
+    request = run_hook("lifecycle.wellformed_request", _wellformed.request, request, default=request)
     if request is None:
         return None
     call: ModelCall | None = run_hook("lifecycle.start_span", ModelCall, recorder, endpoint, request)

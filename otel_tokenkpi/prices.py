@@ -59,6 +59,9 @@ _resolved_for: Any = None  # the DataSnapshot _resolved was computed from
 _updater: Any = None
 _refresh_requested = False
 _load_hook: Callable[[], None] | None = None  # tests: runs in the loader thread before the import
+_import_idle = threading.Event()  # cleared while the loader thread imports genai-prices (see _before_fork)
+_import_idle.set()
+_FORK_WAIT_S = 3.0
 
 
 def start_loading() -> None:
@@ -183,9 +186,13 @@ def _load() -> None:
     try:
         if _load_hook is not None:
             _load_hook()
-        from genai_prices import data_snapshot
+        _import_idle.clear()  # a fork now waits for the import (see _before_fork)
+        try:
+            from genai_prices import data_snapshot
 
-        data_snapshot.get_snapshot()  # builds the bundled data (part of the import cost)
+            data_snapshot.get_snapshot()  # builds the bundled data (imports genai_prices.data: part of the cost)
+        finally:
+            _import_idle.set()
         loaded = data_snapshot
     except ImportError:
         logger.debug("otel_tokenkpi: genai-prices is not installed, no cost attributes")
@@ -262,10 +269,22 @@ def _reset_for_tests() -> None:
         data_snapshot.set_custom_snapshot(None)
 
 
+def _before_fork() -> None:
+    """Let an import of genai-prices under way finish (at most ``_FORK_WAIT_S``) before the process forks.
+
+    Importing holds per-module import locks for its whole duration. A child forked meanwhile inherits them
+    held by a thread it does not have, so the child's own loader blocks on them forever and the child never
+    has prices (gunicorn ``--preload`` forks its workers right after the app called ``instrument()``, i.e.
+    within the ~0.2 s the import takes). Waiting here delays such a fork by what is left of the import.
+    """
+    _import_idle.wait(_FORK_WAIT_S)
+
+
 def _after_fork_in_child() -> None:
-    global _lock, _done, _thread
+    global _lock, _done, _thread, _import_idle
     finished = _done.is_set()
-    _lock, _done = threading.Lock(), threading.Event()
+    _lock, _done, _import_idle = threading.Lock(), threading.Event(), threading.Event()
+    _import_idle.set()
     if finished:
         _done.set()
     was_loading, _thread = _thread is not None, None
@@ -274,4 +293,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)

@@ -94,7 +94,7 @@ class Recorder:
                 attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result)
         if record.error_type is not None:
             attrs[sc.ERROR_TYPE] = record.error_type
-            span.set_status(Status(StatusCode.ERROR, str(error) if error is not None else None))
+            span.set_status(Status(StatusCode.ERROR, status_description(error) if error is not None else None))
         span.set_attributes(attrs)
 
     def _write_metrics(self, record: CallRecord) -> None:
@@ -119,3 +119,21 @@ class Recorder:
             self.token_usage.record(usage.input_tokens, {**attrs, sc.TOKEN_TYPE: "input"})
         if usage.output_tokens is not None:
             self.token_usage.record(usage.output_tokens, {**attrs, sc.TOKEN_TYPE: "output"})
+
+
+def status_description(error: BaseException) -> str:
+    """A failed call's span status description: the exception's type and, where the client library
+    exposes one, the HTTP status; never the message.
+
+    Provider error messages echo what they were sent: some echo the API key of a 401, many echo prompt
+    content ("Invalid value for messages[0].content: ..."), so no key and, with content capture off,
+    no content may reach a span from them (tests/test_secrets.py)."""
+    status = getattr(error, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+    if not isinstance(status, int):  # botocore's ClientError: response is a dict
+        response = getattr(error, "response", None)
+        metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+        status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
+    name = type(error).__qualname__
+    return f"{name} (HTTP {status})" if isinstance(status, int) else name

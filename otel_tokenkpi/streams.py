@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import wrapt
 
-from ._safety import run_hook
+from ._safety import log_once
 
 
 class StreamOwner(Protocol):
@@ -34,6 +34,7 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, stream: Any, owner: StreamOwner) -> None:
         super().__init__(stream)
         self._self_owner = owner
+        self._self_on_chunk = owner.on_chunk  # bound once: this runs for every chunk
         self._self_iterator: Any = None
 
     def __iter__(self) -> SyncStreamProxy:
@@ -51,7 +52,10 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_owner.end_stream(exc)
             raise
-        run_hook("stream.on_chunk", self._self_owner.on_chunk, chunk)
+        try:  # run_hook, inlined: per chunk, the call and bound-method lookups add up
+            self._self_on_chunk(chunk)
+        except Exception as exc:  # noqa: BLE001 - never break the user's stream
+            log_once("stream.on_chunk", exc)
         return chunk
 
     def __enter__(self) -> SyncStreamProxy:
@@ -84,6 +88,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     def __init__(self, stream: Any, owner: StreamOwner) -> None:
         super().__init__(stream)
         self._self_owner = owner
+        self._self_on_chunk = owner.on_chunk  # bound once: this runs for every chunk
         self._self_iterator: Any = None
 
     def __aiter__(self) -> AsyncStreamProxy:
@@ -101,7 +106,10 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         except BaseException as exc:
             self._self_owner.end_stream(exc)
             raise
-        run_hook("stream.on_chunk", self._self_owner.on_chunk, chunk)
+        try:  # run_hook, inlined: per chunk, the call and bound-method lookups add up
+            self._self_on_chunk(chunk)
+        except Exception as exc:  # noqa: BLE001 - never break the user's stream
+            log_once("stream.on_chunk", exc)
         return chunk
 
     async def __aenter__(self) -> AsyncStreamProxy:

@@ -75,6 +75,9 @@ _thread: threading.Thread | None = None
 _warned = _allow_download = False
 _cache_size = 65536
 _load_hook: Callable[[str], None] | None = None  # tests: runs in the loader thread before each load
+_import_idle = threading.Event()  # cleared while the loader thread imports tiktoken (see _before_fork)
+_import_idle.set()
+_FORK_WAIT_S = 3.0
 
 
 def encoding_name_for_model(model: str | None) -> str | None:
@@ -238,8 +241,12 @@ def _load_one(name: str) -> Any:
         if hashlib.sha256(data).hexdigest() != expected_sha256:
             logger.debug("otel_tokenkpi: %s data for %s fails its sha256 check", read.__name__, name)
             continue
-        import tiktoken
-        from tiktoken_ext import openai_public as op
+        _import_idle.clear()  # a fork now waits for the import (see _before_fork)
+        try:
+            import tiktoken
+            from tiktoken_ext import openai_public as op
+        finally:
+            _import_idle.set()
 
         special = {op.ENDOFTEXT: 199999, op.ENDOFPROMPT: 200018}
         if name == "cl100k_base":
@@ -326,8 +333,17 @@ def _reset_for_tests() -> None:
         _cache.clear()
 
 
+def _before_fork() -> None:
+    """Let the loader's import of tiktoken finish (at most ``_FORK_WAIT_S``) before the process forks: a child
+    forked mid-import inherits the import's module locks held by a thread it does not have, and its own
+    loader would block on them forever (no exact counts in that child, ever)."""
+    _import_idle.wait(_FORK_WAIT_S)
+
+
 def _after_fork_in_child() -> None:
-    global _lock, _done, _cache_lock, _cache, _thread
+    global _lock, _done, _cache_lock, _cache, _thread, _import_idle
+    _import_idle = threading.Event()
+    _import_idle.set()
     _lock, _cache_lock = threading.Lock(), threading.Lock()
     _done = threading.Condition(_lock)
     _cache = OrderedDict()
@@ -337,4 +353,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
