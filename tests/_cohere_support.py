@@ -8,6 +8,7 @@ Test modules import the fixtures they use by name.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
@@ -62,10 +63,14 @@ def ctelemetry(loaded_data: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
         yield telemetry
 
 
+# max_retries= is newer than cohere 5.9.3 (which makes one attempt per call unless a request option asks more).
+NO_RETRIES = {"max_retries": 0} if "max_retries" in inspect.signature(cohere.Client.__init__).parameters else {}
+
+
 def make_client(server: FakeCohereServer, *, is_async: bool = False) -> Any:
     """A real v2 client against the fake, with the SDK's retries off (one attempt per call)."""
     cls = cohere.AsyncClientV2 if is_async else cohere.ClientV2
-    return cls(api_key="co-test", base_url=server.url, max_retries=0)
+    return cls(api_key="co-test", base_url=server.url, **NO_RETRIES)
 
 
 # ``cohere.Client.__init__`` (which ``ClientV2`` runs) binds ``chat`` and ``chat_stream`` onto the instance, so a

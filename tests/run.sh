@@ -68,5 +68,8 @@ section "mypy"
 "$PY" -m mypy
 
 section "pytest"
-# exec: pytest's exit status is the script's (5 = no tests collected fails the run too).
-exec "$PY" -m pytest -q "$@"
+# pytest's exit status fails the script (set -e; 5 = no tests collected fails the run too).
+"$PY" -m pytest -q "$@"
+
+section "version matrix: the oldest supported SDKs (tests/matrix.sh)"
+exec bash tests/matrix.sh

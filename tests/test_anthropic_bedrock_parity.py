@@ -12,6 +12,7 @@ from typing import Any
 
 import anthropic
 import pytest
+from _anthropic_support import QUIET
 from _bedrock_support import CLAUDE, make_client
 from conftest import Telemetry
 
@@ -75,7 +76,7 @@ def test_the_same_body_gives_the_same_record_through_both_sdks(loaded_data, monk
         with fake_anthropic.FakeAnthropicServer() as direct, fake_bedrock.FakeBedrockServer() as bedrock:
             direct.enqueue(_replies(fake_anthropic))
             bedrock.enqueue(_replies(fake_bedrock))
-            client = anthropic.Anthropic(api_key="k", base_url=direct.url, max_retries=0, open_telemetry=False)
+            client = anthropic.Anthropic(api_key="k", base_url=direct.url, max_retries=0, **QUIET)
             runtime = make_client(bedrock.url)
             body = json.dumps({"anthropic_version": "bedrock-2023-05-31", **request})
             if stream:

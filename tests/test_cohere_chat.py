@@ -14,6 +14,7 @@ import pytest
 from _cohere_support import (  # noqa: F401 - fixtures
     EMBED_MODEL,
     MODEL,
+    NO_RETRIES,
     SCOPE,
     USER,
     async_cohere_client,
@@ -249,7 +250,7 @@ async def test_async_chat(ctelemetry, cfake, async_cohere_client):
 
 
 def test_v2_namespace_of_the_v1_client_is_instrumented(ctelemetry, cfake):
-    client = cohere.Client(api_key="co-test", base_url=cfake.url, max_retries=0)
+    client = cohere.Client(api_key="co-test", base_url=cfake.url, **NO_RETRIES)
     client.v2.chat(model=MODEL, messages=USER)
     attrs = ctelemetry.span().attributes
     assert attrs["gen_ai.provider.name"] == "cohere"

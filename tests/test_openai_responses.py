@@ -23,6 +23,8 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
 
+pytest.importorskip("openai.resources.responses", reason="the Responses API arrived in openai 1.66")
+
 MODEL = "gpt-4o"
 GPT_4O_CONTEXT_WINDOW = 128_000
 ENC = tiktoken.get_encoding("o200k_base")
@@ -525,7 +527,7 @@ def test_errors(
     span = telemetry.span()
     assert span.name == "chat gpt-4o"
     assert span.status.status_code is StatusCode.ERROR
-    assert span.status.description == str(error)
+    assert span.status.description == f"{exc_type.__name__} (HTTP {status})"  # never the message (test_secrets)
     assert span.attributes["error.type"] == exc_type.__name__
     assert not [k for k in span.attributes if k.startswith("gen_ai.usage.")]
     durations = telemetry.metric_points("gen_ai.client.operation.duration")

@@ -50,9 +50,11 @@ class Reply:
     error_type: str | None = None  # x-amzn-errortype; default from the status
     cut_stream_after: int | None = None  # stream: send this many events, then drop the connection
     cut_body: bool = False  # non-stream: announce a longer Content-Length than sent, then drop the connection
+    bad_json: bool = False  # Converse: a 200 whose JSON body is cut off mid-way
     stream_error: str | None = None  # stream: after the content, an exception event of this type
     text_chunks: int | None = None  # stream: this many text deltas (default: one per word)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
 
     @property
     def effective_finish_reason(self) -> str:

@@ -19,6 +19,7 @@ import re
 import socket
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -151,7 +152,10 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
     def _send_stream(
         self, events: list[bytes], content_type: str, extra: dict[str, str], cut_after: int | None = None
     ) -> None:
-        """A 200 whose body is ``events``, one chunk each; with ``cut_after``, only that many, then a hang-up."""
+        """A 200 whose body is ``events``, one chunk each; with ``cut_after``, only that many, then a hang-up
+        (a negative ``cut_after`` counts from the end, as in a slice: -1 sends all but the last event)."""
+        if cut_after is not None and cut_after < 0:
+            cut_after = max(0, len(events) + cut_after)
         self.send_response(200)
         self._send_headers(content_type, extra)
         self.send_header("Transfer-Encoding", "chunked")
@@ -172,6 +176,7 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
     def _send_headers(self, content_type: str, extra: dict[str, str]) -> None:
+        self.fake._wait_before_answering()  # a reply's ``delay_s``: nothing has reached the wire yet
         self.send_header("Content-Type", content_type)
         if self.request_id_header is not None:
             self.send_header(self.request_id_header, self._request_id)
@@ -201,6 +206,7 @@ class FakeServer(Generic[ReplyT, RequestT]):
         self._calls = itertools.count(1)  # numbers in tool-call ids
         self._httpd: FakeHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._delay = threading.local()  # per handler thread: the delay of the reply it is answering with
 
     @property
     def url(self) -> str:
@@ -260,4 +266,12 @@ class FakeServer(Generic[ReplyT, RequestT]):
         The caller holds ``_lock``, so the tool-call numbers it then draws follow this turn's number.
         """
         reply = self._queue.popleft() if self._queue else self.default_reply
+        self._delay.seconds = float(getattr(reply, "delay_s", 0.0) or 0.0)
         return reply, next(self._turns)
+
+    def _wait_before_answering(self) -> None:
+        """Sleep for the ``delay_s`` of the reply this thread took (once), so clients can time out."""
+        seconds = getattr(self._delay, "seconds", 0.0)
+        self._delay.seconds = 0.0
+        if seconds > 0:
+            time.sleep(seconds)

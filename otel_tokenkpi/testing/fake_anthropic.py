@@ -76,6 +76,7 @@ class Reply:
     error_event_after: int | None = None  # stream: after this many events, an ``error`` event (overloaded)
     text_chunks: int | None = None  # stream: this many text deltas (default: one per word)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
 
     @property
     def stop_reason(self) -> str:

@@ -42,6 +42,7 @@ from ._fake_server import FakeRequestHandler, FakeServer
 __all__ = ["FakeBedrockServer", "RecordedRequest", "Reply", "ToolCall", "encode_event"]
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
+TRUNCATED_JSON = b'{"output":{"message":{"role":"assistant","content":[{"te'  # what ``bad_json`` sends
 # x-amzn-errortype by HTTP status, where the Bedrock Runtime API reference names one.
 _ERROR_TYPES = {
     400: "ValidationException",
@@ -96,7 +97,10 @@ class _Handler(FakeRequestHandler):
             return
         anthropic = "anthropic_version" in body
         if operation == "converse":
-            self._send_json(200, converse_body(turn), reply.headers)
+            if reply.bad_json:
+                self._send_bytes(200, TRUNCATED_JSON, "application/json", reply.headers)
+            else:
+                self._send_json(200, converse_body(turn), reply.headers)
         elif operation == "converse-stream":
             self._send_stream(converse_events(turn), EVENT_STREAM, reply.headers, reply.cut_stream_after)
         elif operation == "invoke":

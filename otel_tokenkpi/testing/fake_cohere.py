@@ -72,6 +72,7 @@ class Reply:
     error_message: str = "fake error"  # the error body's message; with finish_reason "ERROR", delta.error
     bad_json: bool = False  # 200 whose body is not JSON; streamed: the 2nd SSE event's data is not JSON
     cut_stream_after: int | None = None  # stream: send this many SSE events, then drop the connection
+    delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
 
     @property
     def effective_finish_reason(self) -> str:

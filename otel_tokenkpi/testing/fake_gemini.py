@@ -84,6 +84,7 @@ class Reply:
     stream_error_after: int | None = None  # stream: after this many events, send an in-stream error event
     text_chunks: int | None = None  # stream: this many text deltas (default: one per word)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
 
     @property
     def effective_finish_reason(self) -> str:

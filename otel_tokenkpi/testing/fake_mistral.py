@@ -64,6 +64,7 @@ class Reply:
     cut_stream_after: int | None = None  # stream: send this many SSE events, then drop the connection
     text_chunks: int | None = None  # stream: this many text deltas (default: one per word)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
 
     @property
     def effective_finish_reason(self) -> str:
