@@ -7,11 +7,11 @@ Workloads, both through the real ``openai`` SDK against the fake server
 - conversation: a 50-turn tool-calling agent loop whose history grows to
   ~100k tokens (each turn adds a tool call and a ~2k-token tool result).
 
-Blocks of plain and instrumented calls alternate (instrument/uninstrument in
-between), so machine noise hits both sides alike. Reports medians, the added
-microseconds per call, and the ratio to the plain call. Every conversation
-round uses fresh tool-result text, so the token-count cache helps only the
-way it helps a real agent loop (history re-sent within one conversation).
+Each call runs twice, plain and instrumented (the instrumentor's switch off
+and on), in alternating order, so machine noise hits both sides alike. Reports
+medians, the added microseconds per call, and the ratio to the plain call.
+Workloads and the fake-server setup live in ``_workloads.py`` (shared with
+``peers.py``, which compares against other instrumentations).
 
     python benchmarks/overhead.py [--rounds 12] [--short-calls 50]
 """
@@ -22,7 +22,6 @@ import argparse
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,71 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-_SERVER = """
-import sys
-from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
-server = FakeOpenAIServer().start()
-if sys.argv[1] == "tools":
-    server.default_reply = Reply(text=None, tool_calls=[ToolCall("search_docs", '{"query": "next page"}')],
-                                 prompt_tokens=1000, completion_tokens=20)
-print(server.url, flush=True)
-sys.stdin.read()
-"""
-
-VOCAB = [
-    *"the model context token window cache agent tool result search page document section answer".split(),
-    *"request history system user assistant message function call argument value price cost waste".split(),
-    *"retry limit stream chunk usage budget team metric trace span export backend query filter".split(),
-]
-
-
-def start_server(kind: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVER, kind], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
-    assert proc.stdout is not None
-    return proc, proc.stdout.readline().strip()
-
-
-def tool_result_text(rng: random.Random, words: int = 1500) -> str:
-    return " ".join(rng.choice(VOCAB) for _ in range(words))
-
-
-class NullExporter:
-    def export(self, spans: Any) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
-def short_call(client: Any) -> None:
-    client.chat.completions.create(
-        model="gpt-4o-mini",
-        messages=[{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Say hi."}],
-    )
-
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "search_docs",
-            "description": "Search the documentation and return the matching page.",
-            "parameters": {
-                "type": "object",
-                "properties": {"query": {"type": "string"}},
-                "required": ["query"],
-            },
-        },
-    }
-]
+from _workloads import NullExporter, conversation, short_call, start_server  # noqa: E402
 
 
 class Pairs:
@@ -162,31 +99,6 @@ def disabled_wrapper_cost(instrumentor: Any, client: Any) -> float:
         instrumentor._recorder.switch.enabled = True
 
 
-def conversation(client: Any, rng: random.Random, turns: int, pairs: Pairs) -> None:
-    """An agent loop: each turn re-sends the whole history (as real loops do)."""
-    messages: list[dict[str, Any]] = [
-        {"role": "system", "content": "You are a research agent. Use search_docs until you can answer."},
-        {"role": "user", "content": "Summarise everything the docs say about caching."},
-    ]
-    for turn in range(turns):
-        response = pairs.run(lambda: client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS))
-        call = response.choices[0].message.tool_calls[0]
-        messages.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": f"call_{turn}",
-                        "type": "function",
-                        "function": {"name": call.function.name, "arguments": call.function.arguments},
-                    }
-                ],
-            }
-        )
-        messages.append({"role": "tool", "tool_call_id": f"call_{turn}", "content": tool_result_text(rng)})
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=12)
@@ -230,7 +142,7 @@ def main() -> None:
             for _ in range(args.short_calls):
                 short.run(lambda: short_call(short_client))
             per_round = Pairs(instrumentor)
-            conversation(tool_client, rng, args.turns, per_round)
+            conversation(tool_client, rng, args.turns, per_round.run)
             for i, (t_inst, t_plain) in enumerate(zip(per_round.instrumented, per_round.plain, strict=True)):
                 turns[i].instrumented.append(t_inst)
                 turns[i].plain.append(t_plain)
