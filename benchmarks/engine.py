@@ -39,6 +39,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from _workloads import NullExporter  # noqa: E402 - benchmarks/ is sys.path[0] when run as a script
+
 MODEL = "gpt-4o"
 PARAMS: dict[str, Any] = {"gen_ai.request.model": MODEL, "gen_ai.request.temperature": 0.2}
 TURNS = 50
@@ -171,19 +173,6 @@ def measure_growth(repetitions: int, prepare: bool = False) -> GrowthResult:
 
 
 # -- 2. the processor on non-GenAI spans ---------------------------------------------------------
-class NoopExporter:
-    def export(self, spans: Any) -> Any:
-        from opentelemetry.sdk.trace.export import SpanExportResult
-
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 SPANS_PER_TRACE = 5
 
 
@@ -217,8 +206,8 @@ def measure_processor(pairs: int, traces_per_block: int) -> ProcessorResult:
     from otel_tokenkpi import TokenKPISpanProcessor
 
     plain_provider, wrapped_provider = TracerProvider(), TracerProvider()
-    plain_provider.add_span_processor(SimpleSpanProcessor(NoopExporter()))
-    wrapped_provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(NoopExporter())))
+    plain_provider.add_span_processor(SimpleSpanProcessor(NullExporter()))
+    wrapped_provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(NullExporter())))
     tracers = {"plain": plain_provider.get_tracer("bench"), "wrapped": wrapped_provider.get_tracer("bench")}
 
     def block(kind: str) -> float:
