@@ -14,7 +14,7 @@ from typing import Any
 
 import cohere
 import pytest
-from conftest import Telemetry
+from conftest import Telemetry, instrumented_with
 
 from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
 from otel_tokenkpi.testing import fake_cohere
@@ -33,15 +33,8 @@ def est(*texts: str) -> int:
     return sum(estimate_tokens(t) for t in texts if t)
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentor = CohereInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
+    return instrumented_with(CohereInstrumentor)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from conftest import Telemetry, estimated_tokens, instrumented_with
 from google import genai
 from google.genai import types
 
@@ -19,22 +19,11 @@ MODEL = "gemini-2.5-flash"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 
-def estimate(*texts: str) -> int:
-    """What the engine's estimator gives for these texts (Gemini has no offline tokenizer)."""
-    from otel_tokenkpi.tokens import estimate_tokens
-
-    return sum(estimate_tokens(t) for t in texts if t)
+estimate = estimated_tokens  # the provider has no offline tokenizer
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentor = GoogleGenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
+    return instrumented_with(GoogleGenAIInstrumentor)
 
 
 @pytest.fixture(scope="session")

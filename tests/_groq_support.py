@@ -13,7 +13,7 @@ from typing import Any
 
 import groq
 import pytest
-from conftest import Telemetry
+from conftest import Telemetry, instrumented_with
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
@@ -32,15 +32,8 @@ def est(*texts: str, model: str = MODEL) -> int:
     return sum(c.tokens for c in counts)
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentor = GroqInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
+    return instrumented_with(GroqInstrumentor)
 
 
 def make_client(server: FakeGroqServer, *, is_async: bool = False) -> Any:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from conftest import Telemetry, instrumented_with
 from mistralai.client import Mistral, errors
 
 from otel_tokenkpi.instrumentors.mistral import MistralInstrumentor
@@ -34,15 +34,8 @@ def estimate(*texts: str) -> int:
     return sum(c.tokens for c in counts)
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentor = MistralInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
+    return instrumented_with(MistralInstrumentor)
 
 
 def make_client(server: FakeMistralServer, *, is_async: bool = False) -> Mistral:

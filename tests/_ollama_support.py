@@ -11,7 +11,7 @@ from typing import Any
 import ollama
 import pytest
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-from conftest import Telemetry
+from conftest import Telemetry, estimated_tokens, instrumented_with
 
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.testing.fake_ollama import FakeOllamaServer, Reply, ToolCall
@@ -25,22 +25,11 @@ WEATHER_TOOL = {
 }
 
 
-def estimate(*texts: str) -> int:
-    """What the engine's estimator gives for these texts (Ollama models have no offline tokenizer)."""
-    from otel_tokenkpi.tokens import estimate_tokens
-
-    return sum(estimate_tokens(t) for t in texts if t)
+estimate = estimated_tokens  # the provider has no offline tokenizer
 
 
-@contextlib.contextmanager
-def instrumented() -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentor = OllamaInstrumentor()
-    instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        yield telemetry
-    finally:
-        instrumentor.uninstrument()
+def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
+    return instrumented_with(OllamaInstrumentor)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ instrumented OpenAI SDK recording into in-memory SDK exporters."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -81,17 +82,31 @@ class Telemetry:
         return points
 
 
+@contextlib.contextmanager
+def instrumented_with(*instrumentor_classes: type) -> Iterator[Telemetry]:
+    """Fresh in-memory telemetry with these instrumentors on it; all uninstrumented afterwards."""
+    t = Telemetry()
+    instrumentors = [cls() for cls in instrumentor_classes]
+    for instrumentor in instrumentors:
+        instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
+    try:
+        yield t
+    finally:
+        for instrumentor in instrumentors:
+            instrumentor.uninstrument()
+
+
+def estimated_tokens(*texts: str) -> int:
+    """What the engine's estimator gives for these texts (models without an offline tokenizer)."""
+    return sum(tokens.estimate_tokens(t) for t in texts if t)
+
+
 @pytest.fixture
 def telemetry(loaded_data: None) -> Iterator[Telemetry]:
     from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 
-    t = Telemetry()
-    instrumentor = OpenAIInstrumentor()
-    instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
-    try:
+    with instrumented_with(OpenAIInstrumentor) as t:
         yield t
-    finally:
-        instrumentor.uninstrument()
 
 
 @pytest.fixture

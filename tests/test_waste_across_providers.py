@@ -36,7 +36,7 @@ from _planted_waste import (
     RESULT_2,
     SYSTEM,
 )
-from conftest import Telemetry
+from conftest import instrumented_with
 from google.genai import errors as genai_errors
 
 import otel_tokenkpi
@@ -212,16 +212,12 @@ CASES = {
 @pytest.mark.parametrize("label", list(CASES))
 def test_every_provider_flags_the_same_calls_with_the_same_kinds(loaded_data, label):
     case = CASES[label]
-    telemetry = Telemetry()
-    instrumentors = [cls() for cls in case.instrumentors]
-    for instrumentor in instrumentors:
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
-        with case.make_server() as server, otel_tokenkpi.conversation(f"planted-{label}"):
-            case.run(server)
-    finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
+    with (
+        instrumented_with(*case.instrumentors) as telemetry,
+        case.make_server() as server,
+        otel_tokenkpi.conversation(f"planted-{label}"),
+    ):
+        case.run(server)
     calls = [s for s in telemetry.spans() if s.attributes.get(sc.OPERATION_NAME) in ("chat", "generate_content")]
     assert [s.attributes[sc.PROVIDER_NAME] for s in calls] == [case.provider] * 5
     assert {s.instrumentation_scope.name for s in calls} == {case.instrumentors[0].scope}  # one span per call
