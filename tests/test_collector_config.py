@@ -153,7 +153,7 @@ def test_tail_sampling_keeps_wasteful_traces_and_samples_the_rest(config: dict[s
 
 def test_waste_tokens_are_summed_per_service_and_model(config: dict[str, Any]) -> None:
     metrics = {m["name"]: m for m in config["connectors"]["signaltometrics"]["spans"]}
-    waste = metrics["tokenkpi.waste.tokens.sum"]
+    waste = metrics["fleet.llm.waste_tokens"]
     assert 'attributes["tokenkpi.waste.tokens"]' in waste["sum"]["value"]
     assert [a["key"] for a in waste["attributes"]] == ["gen_ai.request.model"]
     assert [a["key"] for a in waste["include_resource_attributes"]] == ["service.name"]
