@@ -5,11 +5,12 @@ belongs on a user's call. The import runs in one daemon thread; each (provider, 
 into a small frozen ``ModelInfo`` of floats, and ``cost_usd`` is plain arithmetic. Until the import has
 finished, ``lookup`` returns None rather than wait.
 
-Rates are the model's standard prices when it is first resolved: no batch / priority service tier, no
-time-of-day window, and for tiered prices (e.g. Anthropic and Gemini above 200k input tokens) the BASE
-tier, so a long-context call is under-priced. Nothing here touches the network unless the user calls
-``refresh_prices_from_network()``, which starts genai-prices' own updater (``UpdatePrices``); lookups
-then re-resolve against the refreshed data.
+Rates are the model's standard prices when it is first resolved: no batch / priority service tier, and
+for tiered prices (e.g. Anthropic and Gemini above 200k input tokens) the BASE tier, so a long-context
+call is under-priced. Daily time-of-day windows (DeepSeek's peak and off-peak rates) are resolved once
+too, and ``lookup`` picks the window of the moment it is asked. Nothing here touches the network unless
+the user calls ``refresh_prices_from_network()``, which starts genai-prices' own updater
+(``UpdatePrices``); lookups then re-resolve against the refreshed data.
 """
 
 from __future__ import annotations
@@ -49,12 +50,42 @@ class ModelInfo:
     context_window: int | None
 
 
+@dataclass(frozen=True)
+class _DailyWindow:
+    """Rates that apply every day from ``start`` to ``end`` (seconds after UTC midnight; may wrap midnight)."""
+
+    start: int
+    end: int
+    info: ModelInfo
+
+    def active(self, second_of_day: int) -> bool:
+        if self.end < self.start:
+            return second_of_day >= self.start or second_of_day < self.end
+        return self.start <= second_of_day < self.end
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    default: ModelInfo
+    windows: tuple[_DailyWindow, ...] = ()
+
+    def at(self, when: datetime | None) -> ModelInfo:
+        if not self.windows:
+            return self.default
+        when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        second_of_day = when.hour * 3600 + when.minute * 60 + when.second
+        for window in self.windows:
+            if window.active(second_of_day):
+                return window.info
+        return self.default
+
+
 _lock = threading.Lock()
 _done = threading.Event()
 _thread: threading.Thread | None = None
 _snapshots: Any = None  # genai_prices.data_snapshot once imported
 _aliases: dict[str, str] = {}
-_resolved: dict[tuple[str | None, str], ModelInfo | None] = {}
+_resolved: dict[tuple[str | None, str], _Resolved | None] = {}
 _resolved_for: Any = None  # the DataSnapshot _resolved was computed from
 _updater: Any = None
 _refresh_requested = False
@@ -92,8 +123,9 @@ def configure(*, model_aliases: dict[str, str] | None = None) -> None:
         _resolved.clear()
 
 
-def lookup(provider: str | None, model: str | None) -> ModelInfo | None:
-    """Prices and context window of ``model``; None if not loaded yet, genai-prices missing, or unknown.
+def lookup(provider: str | None, model: str | None, at: datetime | None = None) -> ModelInfo | None:
+    """Prices and context window of ``model`` at ``at`` (default: now, which matters only for models with
+    time-of-day rates); None if not loaded yet, genai-prices missing, or unknown.
 
     Never waits and never raises. ``provider`` is an OTel ``gen_ai.provider.name``.
     """
@@ -112,14 +144,15 @@ def lookup(provider: str | None, model: str | None) -> ModelInfo | None:
                 _resolved_for = snapshot
         key = (provider if isinstance(provider, str) else None, model)
         if key in _resolved:
-            return _resolved[key]
-        info = _resolve(snapshot, key[0], model)
-        with _lock:
-            if _resolved_for is snapshot:  # not a result from before a concurrent refresh
-                if len(_resolved) >= _MAX_RESOLVED:
-                    del _resolved[next(iter(_resolved))]
-                _resolved[key] = info
-        return info
+            resolved = _resolved[key]
+        else:
+            resolved = _resolve(snapshot, key[0], model)
+            with _lock:
+                if _resolved_for is snapshot:  # not a result from before a concurrent refresh
+                    if len(_resolved) >= _MAX_RESOLVED:
+                        del _resolved[next(iter(_resolved))]
+                    _resolved[key] = resolved
+        return None if resolved is None else resolved.at(at)
     except Exception:
         logger.debug("otel_tokenkpi: price lookup failed for %r/%r", provider, model, exc_info=True)
         return None
@@ -207,7 +240,7 @@ def _load() -> None:
         _start_updater()
 
 
-def _resolve(snapshot: Any, provider: str | None, model: str) -> ModelInfo | None:
+def _resolve(snapshot: Any, provider: str | None, model: str) -> _Resolved | None:
     ref = _aliases.get(model.lower(), model)  # alias names are case-insensitive
     pid = PROVIDER_IDS.get(provider.lower(), provider.lower()) if provider else None
     candidates: list[tuple[str | None, str]] = [(pid, ref)] if pid else []
@@ -220,37 +253,52 @@ def _resolve(snapshot: Any, provider: str | None, model: str) -> ModelInfo | Non
             found_provider, found = snapshot.find_provider_model(candidate_ref, None, candidate_pid, None)
         except LookupError:
             continue
-        prices = _standard_prices(found)
 
-        def rate(key: str, prices: Any = prices) -> float | None:
-            value = getattr(prices, key, None)
-            value = getattr(value, "base", value)  # TieredPrices: the base tier
-            return None if value is None else float(value)
+        def info(prices: Any, found: Any = found, found_provider: Any = found_provider) -> ModelInfo:
+            def rate(key: str) -> float | None:
+                value = getattr(prices, key, None)
+                value = getattr(value, "base", value)  # TieredPrices: the base tier
+                return None if value is None else float(value)
 
-        return ModelInfo(
-            model=found.id,
-            provider=found_provider.id,
-            input_per_mtok=rate("input_mtok"),
-            output_per_mtok=rate("output_mtok"),
-            cache_read_per_mtok=rate("cache_read_mtok"),
-            cache_write_per_mtok=rate("cache_write_mtok"),
-            context_window=found.context_window,
-        )
+            return ModelInfo(
+                model=found.id,
+                provider=found_provider.id,
+                input_per_mtok=rate("input_mtok"),
+                output_per_mtok=rate("output_mtok"),
+                cache_read_per_mtok=rate("cache_read_mtok"),
+                cache_write_per_mtok=rate("cache_write_mtok"),
+                context_window=found.context_window,
+            )
+
+        default, windows = _standard_prices(found)
+        return _Resolved(info(default), tuple(_DailyWindow(start, end, info(p)) for start, end, p in windows))
     return None
 
 
-def _standard_prices(model: Any) -> Any:
-    """The model's prices now, without a service tier or batch variant, and ignoring time-of-day windows
-    (only DeepSeek has them; genai-prices keeps the off-peak rate as the default). A cached resolution must
-    not depend on the hour the process happened to resolve it."""
+def _standard_prices(model: Any) -> tuple[Any, list[tuple[int, int, Any]]]:
+    """The model's prices now, without a service tier or batch variant, and its daily time-of-day windows
+    as (start, end, prices), start and end in seconds after UTC midnight (only DeepSeek has them)."""
     if not isinstance(model.prices, list):
-        return model.prices
+        return model.prices, []
     now = datetime.now(timezone.utc)
+    default, windows = model.prices[0].prices, []
+    for conditional in reversed(model.prices):
+        constraint = conditional.constraint
+        if constraint is not None and hasattr(constraint, "start_time"):
+            windows.append((_utc_second(constraint.start_time), _utc_second(constraint.end_time), conditional.prices))
     for conditional in reversed(model.prices):
         constraint = conditional.constraint
         if constraint is None or (not hasattr(constraint, "start_time") and constraint.active(now)):
-            return conditional.prices
-    return model.prices[0].prices
+            default = conditional.prices
+            break
+    return default, windows
+
+
+def _utc_second(value: Any) -> int:
+    """A ``datetime.time`` (naive means UTC) as seconds after UTC midnight."""
+    offset = value.utcoffset()
+    seconds = value.hour * 3600 + value.minute * 60 + value.second
+    return (seconds - int(offset.total_seconds() if offset is not None else 0)) % 86400
 
 
 def _reset_for_tests() -> None:

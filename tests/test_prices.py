@@ -7,6 +7,7 @@ import socket
 import sys
 import threading
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import genai_prices
@@ -74,7 +75,7 @@ KNOWN = [
     ("azure.ai.openai", "gpt-4o", ModelInfo("gpt-4o", "azure", 2.5, 10.0, 1.25, None, 128000)),
     ("mistral_ai", "mistral-large-latest", ModelInfo("mistral-large", "mistral", 2.0, 6.0, None, None, None)),
     ("x_ai", "grok-4", ModelInfo("grok-4-0709", "x-ai", 3.0, 15.0, 0.75, None, 256000)),
-    ("deepseek", "deepseek-chat", ModelInfo("deepseek-chat", "deepseek", 0.135, 0.55, 0.035, None, 64000)),
+    ("deepseek", "deepseek-chat", ModelInfo("deepseek-chat", "deepseek", 0.135, 0.55, 0.035, None, 64000)),  # off-peak
     (
         "openai",
         "text-embedding-3-small",
@@ -87,16 +88,50 @@ KNOWN = [
 
 @pytest.mark.parametrize(("provider", "model", "expected"), KNOWN)
 def test_lookup_known_models(loaded: None, provider: str | None, model: str, expected: ModelInfo) -> None:
-    assert prices.lookup(provider, model) == expected
+    assert prices.lookup(provider, model, at=OFF_PEAK) == expected
+
+
+OFF_PEAK = datetime(2026, 11, 30, 20, 0, tzinfo=timezone.utc)  # DeepSeek's off-peak: 16:30-00:30 UTC
+DEEPSEEK_PEAK = ModelInfo("deepseek-chat", "deepseek", 0.27, 1.1, 0.07, None, 64000)
+DEEPSEEK_OFF_PEAK = ModelInfo("deepseek-chat", "deepseek", 0.135, 0.55, 0.035, None, 64000)
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "expected"),
+    [
+        (0, 29, DEEPSEEK_OFF_PEAK),
+        (0, 30, DEEPSEEK_PEAK),  # the window starts at 00:30 UTC
+        (10, 0, DEEPSEEK_PEAK),
+        (16, 29, DEEPSEEK_PEAK),
+        (16, 30, DEEPSEEK_OFF_PEAK),  # and ends at 16:30 UTC
+        (23, 59, DEEPSEEK_OFF_PEAK),
+    ],
+)
+def test_time_of_day_rates_follow_the_clock(loaded: None, hour: int, minute: int, expected: ModelInfo) -> None:
+    at = datetime(2026, 11, 30, hour, minute, tzinfo=timezone.utc)
+    assert prices.lookup("deepseek", "deepseek-chat", at=at) == expected
+    usage = Usage(input_tokens=1000, output_tokens=100)
+    calc = calc_price(usage, "deepseek-chat", provider_id="deepseek", genai_request_timestamp=at)
+    assert prices.cost_usd(expected, input_tokens=1000, output_tokens=100) == pytest.approx(float(calc.total_price))
+
+
+def test_time_of_day_rates_are_resolved_once(loaded: None) -> None:
+    """The cached resolution holds every window, so the hour of the first lookup does not stick."""
+    peak = datetime(2026, 11, 30, 10, 0, tzinfo=timezone.utc)
+    assert prices.lookup("deepseek", "deepseek-chat", at=peak) == DEEPSEEK_PEAK
+    assert prices.lookup("deepseek", "deepseek-chat", at=OFF_PEAK) == DEEPSEEK_OFF_PEAK
+    assert list(prices._resolved) == [("deepseek", "deepseek-chat")]
 
 
 @pytest.mark.parametrize(("provider", "model", "_"), KNOWN)
 def test_figures_are_genai_prices_own(loaded: None, provider: str | None, model: str, _: ModelInfo) -> None:
-    info = prices.lookup(provider, model)
+    now = datetime.now(timezone.utc)
+    info = prices.lookup(provider, model, at=now)
     assert info is not None
     ref = model.rsplit("/", 1)[-1]
     usage = Usage(input_tokens=1000, output_tokens=100 if info.output_per_mtok is not None else 0)
-    calc = calc_price(usage, ref, provider_id=info.provider)  # genai-prices' own resolution and arithmetic
+    # genai-prices' own resolution and arithmetic, at the same moment (DeepSeek's rates depend on the hour)
+    calc = calc_price(usage, ref, provider_id=info.provider, genai_request_timestamp=now)
     assert (calc.model.id, calc.model.context_window) == (info.model, info.context_window)
     ours = prices.cost_usd(info, input_tokens=1000, output_tokens=usage.output_tokens)
     assert ours == pytest.approx(float(calc.total_price), rel=1e-12)
