@@ -178,11 +178,37 @@ class ChunkReader:
         self._tools: dict[int, dict[int, list[Any]]] = {}  # choice -> tool index -> [id, name, [arg pieces]]
 
     def feed(self, chunk: Any) -> None:
-        """Runs once per chunk, so it reads each field once and skips what a chunk cannot carry:
+        """Runs once per chunk. The chunk most of a stream is made of (an SDK object with one choice
+        whose delta carries text only, once the model is known) is read here with plain attribute
+        access, about half the cost of the general path, :meth:`_feed_any`, which takes everything else."""
+        try:
+            text_only = chunk.usage is None and bool(self._result.response_model)
+            if text_only:
+                (choice,) = chunk.choices
+                delta = choice.delta
+                text, index = delta.content, choice.index
+                text_only = (
+                    choice.finish_reason is None
+                    and delta.tool_calls is None
+                    and delta.function_call is None
+                    and type(text) is str
+                    and type(index) is int
+                )
+        except (AttributeError, TypeError, ValueError):
+            text_only = False
+        if not text_only:
+            self._feed_any(chunk)
+            return
+        if text:
+            texts = self._texts.get(index)
+            if texts is None:
+                texts = self._texts[index] = []
+            texts.append(text)
+
+    def _feed_any(self, chunk: Any) -> None:
+        """Any chunk, SDK object or dict. It reads each field once and skips what a chunk cannot carry:
         the id and model until known, Groq's ``x_groq`` (an undeclared, costly lookup on the SDK's
         models) except on a last chunk (one that finishes a choice or has none)."""
-        if self._result.response_model and self._feed_text_delta(chunk):
-            return
         get = _field
         result = self._result
         if result.response_id is None:
@@ -223,35 +249,6 @@ class ChunkReader:
             usage = get(get_rare(chunk, "x_groq"), "usage")
         if usage is not None:
             result.usage = read_usage(usage)
-
-    def _feed_text_delta(self, chunk: Any) -> bool:
-        """The chunk most of a stream is made of (an SDK object with one choice whose delta carries
-        text only), read with plain attribute access: about half the cost of the general path below,
-        which takes everything else (returns False, having changed nothing)."""
-        try:
-            if chunk.usage is not None:
-                return False
-            (choice,) = chunk.choices
-            delta = choice.delta
-            text = delta.content
-            if (
-                choice.finish_reason is not None
-                or delta.tool_calls is not None
-                or delta.function_call is not None
-                or type(text) is not str
-            ):
-                return False
-            index = choice.index
-            if type(index) is not int:
-                return False
-        except (AttributeError, TypeError, ValueError):
-            return False
-        if text:
-            texts = self._texts.get(index)
-            if texts is None:
-                texts = self._texts[index] = []
-            texts.append(text)
-        return True
 
     def _feed_tool_calls(self, index: int, calls: Any) -> None:
         for call in as_list(calls):

@@ -3,8 +3,8 @@
 Patched (mistralai >= 2.0, the ``mistralai.client`` layout): ``Chat.complete`` / ``complete_async``
 (one JSON answer), ``Chat.stream`` / ``stream_async`` (an ``EventStream`` / ``EventStreamAsync`` of
 ``CompletionEvent``s, which our stream proxy wraps, keeping its iteration, context manager and
-``close()``), and ``Embeddings.create`` / ``create_async``. ``Chat.parse*`` call ``complete`` /
-``stream`` themselves and get their span from them.
+``close()``, which the SDK has from 2.10), and ``Embeddings.create`` / ``create_async``. ``Chat.parse*``
+call ``complete`` / ``stream`` themselves and get their span from them.
 
 mistralai 1.x kept the same classes at ``mistralai.chat`` / ``mistralai.embeddings`` and returned plain
 generators from ``stream``; it is not instrumented (one warning), and neither are the Azure and GCP

@@ -135,8 +135,9 @@ class ModelCall:
         if self.endpoint.stream_reader is None or not _is_stream(parsed, is_async):
             self.finish(None)
             return result
-        self._reader = self.endpoint.stream_reader(self.request)
-        proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self)
+        self._reader = reader = self.endpoint.stream_reader(self.request)
+        # Chunks go straight to the reader; one that arrives after the call ended changes nothing recorded.
+        proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self, reader.feed)
         return rewrap(proxy) if rewrap is not None else proxy
 
     def on_chunk(self, chunk: Any) -> None:

@@ -16,6 +16,7 @@ reader and ``call`` is the lifecycle's :class:`~otel_tokenkpi.lifecycle.ModelCal
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import wrapt
@@ -31,10 +32,12 @@ class StreamOwner(Protocol):
 
 
 class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, stream: Any, owner: StreamOwner) -> None:
+    def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None] | None = None) -> None:
+        """``on_chunk``, when given, is called for each chunk instead of ``owner.on_chunk``: the reader's
+        own ``feed``, one call less per chunk."""
         super().__init__(stream)
         self._self_owner = owner
-        self._self_on_chunk = owner.on_chunk  # bound once: this runs for every chunk
+        self._self_on_chunk = on_chunk or owner.on_chunk  # bound once: this runs for every chunk
         self._self_iterator: Any = None
 
     def __iter__(self) -> SyncStreamProxy:
@@ -71,11 +74,21 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_owner.end_stream()
 
+    @property
     def close(self) -> Any:
-        try:
-            return self.__wrapped__.close()
-        finally:
-            self._self_owner.end_stream()
+        """The stream's ``close``, ending the call too; absent, as on the stream itself, when the stream
+        has none (mistralai < 2.10): the AttributeError falls through to the proxy's own lookup, so
+        ``hasattr(stream, "close")`` answers as it does without us."""
+        close = self.__wrapped__.close
+        owner = self._self_owner
+
+        def close_and_end(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return close(*args, **kwargs)
+            finally:
+                owner.end_stream()
+
+        return close_and_end
 
     def __del__(self) -> None:
         # An abandoned stream (never exhausted nor closed) still ends its span.
@@ -85,10 +98,12 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, stream: Any, owner: StreamOwner) -> None:
+    def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None] | None = None) -> None:
+        """``on_chunk``, when given, is called for each chunk instead of ``owner.on_chunk``: the reader's
+        own ``feed``, one call less per chunk."""
         super().__init__(stream)
         self._self_owner = owner
-        self._self_on_chunk = owner.on_chunk  # bound once: this runs for every chunk
+        self._self_on_chunk = on_chunk or owner.on_chunk  # bound once: this runs for every chunk
         self._self_iterator: Any = None
 
     def __aiter__(self) -> AsyncStreamProxy:
@@ -125,17 +140,24 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         finally:
             self._self_owner.end_stream()
 
+    @property
     def close(self) -> Any:
-        """Mirror the wrapped ``close``: a coroutine if it returns one, else plain."""
-        try:
-            result = self.__wrapped__.close()
-        except BaseException:
+        """Mirror the wrapped ``close``: a coroutine if it returns one, else plain; absent when the
+        stream has none (see :attr:`SyncStreamProxy.close`)."""
+        close = self.__wrapped__.close
+
+        def close_and_end(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = close(*args, **kwargs)
+            except BaseException:
+                self._self_owner.end_stream()
+                raise
+            if inspect.isawaitable(result):
+                return self._await_then_end(result)
             self._self_owner.end_stream()
-            raise
-        if inspect.isawaitable(result):
-            return self._await_then_end(result)
-        self._self_owner.end_stream()
-        return result
+            return result
+
+        return close_and_end
 
     async def _await_then_end(self, awaitable: Any) -> Any:
         try:

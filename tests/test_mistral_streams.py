@@ -1,11 +1,13 @@
 """Mistral ``chat.stream`` / ``stream_async`` through the real mistralai SDK: the ``EventStream`` (and its
-async twin) stays an iterator, a context manager and closable behind our proxy; text, tool calls (whole,
-fanned out, or in fragments, with text or object arguments) and the last chunk's usage are accumulated; and
-the span ends once however the stream ends (exhausted, left with break, closed, exited, cut off, failed)."""
+async twin) stays an iterator, a context manager and (mistralai >= 2.10) closable behind our proxy; text, tool
+calls (whole, fanned out, or in fragments, with text or object arguments) and the last chunk's usage are
+accumulated; and the span ends once however the stream ends (exhausted, left with break, closed, exited, cut
+off, failed)."""
 
 from __future__ import annotations
 
 import gc
+from importlib.metadata import version
 
 import _mistral_support
 import pytest
@@ -29,6 +31,12 @@ mistral_server, mfake, mclient, mtelemetry = (
 ANSWER = "It is clear and twenty one degrees in Paris today."
 CALLS = [ToolCall("get_weather", f'{{"city": "{c}"}}', id=f"id{c[:4]}0000") for c in ("Paris", "Rome", "Oslo")]
 TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+
+# EventStream.close() / EventStreamAsync.close() arrived in mistralai 2.10.0; 2.0 to 2.9 streams end by
+# exhaustion, by their context manager or at garbage collection only.
+MISTRALAI = tuple(int(p) for p in version("mistralai").split(".")[:3] if p.isdigit())
+HAS_CLOSE = MISTRALAI >= (2, 10, 0)
+needs_stream_close = pytest.mark.skipif(not HAS_CLOSE, reason="mistralai < 2.10 has no EventStream.close()")
 
 
 def full_reply(**overrides) -> Reply:
@@ -105,6 +113,7 @@ def test_context_manager_fully_read(mtelemetry, mfake, mclient):
     assert_complete_stream_span(mtelemetry.span())
 
 
+@needs_stream_close
 def test_stream_closed_early(mtelemetry, mfake, mclient):
     mfake.enqueue(full_reply())
     stream = mclient.chat.stream(model=MODEL, messages=USER)
@@ -127,17 +136,46 @@ def test_break_then_abandoned_stream_ends_at_garbage_collection(mtelemetry, mfak
     assert "gen_ai.response.finish_reasons" not in attrs
 
 
-async def test_async_context_manager_and_close(mtelemetry, mfake, mclient):
-    mfake.enqueue(full_reply(), full_reply())
+async def test_async_context_manager_ends_at_exit(mtelemetry, mfake, mclient):
+    mfake.enqueue(full_reply())
     async with await mclient.chat.stream_async(model=MODEL, messages=USER) as stream:
         assert isinstance(stream, eventstreaming.EventStreamAsync)
         assert type(stream) is not eventstreaming.EventStreamAsync
         await stream.__anext__()
         assert mtelemetry.spans() == []
     assert len(mtelemetry.spans()) == 1
+    assert "gen_ai.usage.output_tokens" not in mtelemetry.span().attributes
+
+
+@needs_stream_close
+async def test_async_close(mtelemetry, mfake, mclient):
+    mfake.enqueue(full_reply())
     stream = await mclient.chat.stream_async(model=MODEL, messages=USER)
     await stream.__anext__()
     await stream.close()  # the SDK's close() is a coroutine: so is ours
+    assert len(mtelemetry.spans()) == 1
+    assert "gen_ai.usage.output_tokens" not in mtelemetry.span().attributes
+
+
+@pytest.mark.skipif(HAS_CLOSE, reason="mistralai >= 2.10 streams have close()")
+async def test_close_on_a_stream_without_close_fails_as_without_us(mtelemetry, mfake, mclient):
+    """Before 2.10 the SDK's streams have no close(), and neither has our wrapper: ``hasattr`` answers as
+    without us, and calling it raises the SDK's own AttributeError. Such a stream's span ends when the
+    stream is garbage-collected, once, without usage (the stream was not read to its end)."""
+    mfake.enqueue(full_reply(), full_reply())
+    sync_stream = mclient.chat.stream(model=MODEL, messages=USER)
+    next(sync_stream)
+    assert not hasattr(sync_stream, "close")
+    with pytest.raises(AttributeError, match="'EventStream' object has no attribute 'close'"):
+        sync_stream.close()
+    async_stream = await mclient.chat.stream_async(model=MODEL, messages=USER)
+    await async_stream.__anext__()
+    assert not hasattr(async_stream, "close")
+    with pytest.raises(AttributeError, match="'EventStreamAsync' object has no attribute 'close'"):
+        async_stream.close()
+    assert mtelemetry.spans() == []
+    del sync_stream, async_stream
+    gc.collect()
     assert len(mtelemetry.spans()) == 2
     assert all("gen_ai.usage.output_tokens" not in s.attributes for s in mtelemetry.spans())
 
