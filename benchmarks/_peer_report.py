@@ -24,6 +24,11 @@ PEER_NAMES = {
     "openllmetry": "OpenLLMetry",
     "openinference": "OpenInference",
 }
+CLOCK_NAMES = {
+    "cpu": "process CPU",
+    "thread": "calling-thread CPU",
+    "delivered": "calling-thread CPU until the last chunk was delivered",
+}
 TOKENIZER_TARGET = 1.2
 CHUNK_TARGET_US = 2.0
 
@@ -79,32 +84,48 @@ def _configs(raw: dict[str, Any], chunks: tuple[int, int]) -> dict[str, Any]:
     return configs
 
 
+METRICS = {  # summary key -> (raw key, title, the clock of the in-process paired chunk figure)
+    "wall": ("timings", "Wall-clock time per call", "delivered"),
+    "cpu": ("cpu", "CPU time of the client process per call (all its threads)", "cpu"),
+    "thread": ("thread", "CPU time of the calling thread per call (what the request itself pays)", "thread"),
+}
+
+
 def summarize(measured: dict[str, Any], chunks: tuple[int, int]) -> dict[str, Any]:
-    """Per metric (``wall``: wall-clock latency; ``cpu``: CPU time of the client process), the statistics
-    of every configuration and the targets; plus the tokenizer tally and the peers' versions."""
+    """Per metric (``wall``: wall-clock latency; ``cpu``: CPU time of the client process; ``thread``: CPU
+    time of the calling thread), the statistics of every configuration and the targets; plus the
+    tokenizer tally and the peers' versions."""
     summary: dict[str, Any] = {"versions": measured["versions"]}
     tally = measured["tokenizer"]
     if tally:
         encoded, unique = sum(t["encoded_tokens"] for t in tally), sum(t["unique_tokens"] for t in tally)
         summary["tokenizer"] = {"encoded_tokens": encoded, "unique_tokens": unique, "ratio": encoded / unique}
-    paired = measured.get("paired_stream") or {}
-    if paired.get("stream"):
-        long_added, short_added = statistics.median(paired["stream"]), statistics.median(paired["stream-short"])
-        summary["paired_chunk"] = {
-            "stream_added_us": long_added * 1e6,
-            "stream_short_added_us": short_added * 1e6,
-            "marginal_us": (long_added - short_added) * 1e6 / (chunks[0] - chunks[1]),
-            "pairs": len(paired["stream"]),
-        }
-    for metric, key in (("wall", "timings"), ("cpu", "cpu")):
+        calls = sum(t.get("calls", 0) for t in tally)
+        if calls:
+            encode_cpu_s = sum(t.get("encode_cpu_s", 0.0) for t in tally)
+            summary["tokenizer"]["encode_cpu_us_per_call"] = encode_cpu_s / calls * 1e6
+    summary["paired_chunk"] = {}
+    for clock, paired in (measured.get("paired_stream") or {}).items():
+        if paired.get("stream"):
+            long_added, short_added = statistics.median(paired["stream"]), statistics.median(paired["stream-short"])
+            summary["paired_chunk"][clock] = {
+                "stream_added_us": long_added * 1e6,
+                "stream_short_added_us": short_added * 1e6,
+                "marginal_us": (long_added - short_added) * 1e6 / (chunks[0] - chunks[1]),
+                "pairs": len(paired["stream"]),
+            }
+    for metric, (key, _, paired_clock) in METRICS.items():
+        if key not in measured["raw"]:
+            continue
         configs = _configs(measured["raw"][key], chunks)
-        targets = _targets(configs, summary.get("tokenizer"), summary.get("paired_chunk"))
+        paired_figure = summary["paired_chunk"].get(paired_clock)
+        targets = _targets(configs, summary.get("tokenizer"), paired_figure, paired_clock)
         summary[metric] = {"configs": configs, "targets": targets}
     return summary
 
 
 def _targets(
-    configs: dict[str, Any], tokenizer: dict[str, Any] | None, paired: dict[str, Any] | None
+    configs: dict[str, Any], tokenizer: dict[str, Any] | None, paired: dict[str, Any] | None, clock: str
 ) -> list[dict[str, Any]]:
     ours = configs.get("tokenkpi")
     if ours is None:
@@ -133,7 +154,7 @@ def _targets(
     chunk = ours["per_chunk"]["marginal_us"]
     label = "cross-process slope"
     if paired is not None:  # the precise figure, when measured
-        chunk, label = paired["marginal_us"], "in-process paired slope (CPU)"
+        chunk, label = paired["marginal_us"], f"in-process paired slope ({CLOCK_NAMES[clock]})"
     targets.append(
         {
             "target": f"streamed chunk: < {CHUNK_TARGET_US:g} us",
@@ -161,18 +182,23 @@ def tables(summary: dict[str, Any]) -> str:
     """Markdown: for wall-clock time, then for CPU time, the per-workload table, the growth and chunk
     table and the targets; then the tokenizer line and the peers' versions."""
     out = []
-    for metric, title in (("wall", "Wall-clock time per call"), ("cpu", "CPU time of the client process per call")):
-        out += [f"### {title}", "", _metric_tables(summary[metric]), ""]
+    for metric, (_, title, _) in METRICS.items():
+        if metric in summary:
+            out += [f"### {title}", "", _metric_tables(summary[metric]), ""]
     if "tokenizer" in summary:
         t = summary["tokenizer"]
         out.append(
             f"otel-tokenkpi tokenizer work over the conversations: {t['encoded_tokens']} tokens encoded for "
-            f"{t['unique_tokens']} tokens of distinct content ({t['ratio']:.3f}x)."
+            f"{t['unique_tokens']} tokens of distinct content ({t['ratio']:.3f}x)"
+            + (
+                f"; {t['encode_cpu_us_per_call']:.0f} us of encoding CPU per call, in the background thread."
+                if "encode_cpu_us_per_call" in t
+                else "."
+            )
         )
-    if "paired_chunk" in summary:
-        c = summary["paired_chunk"]
+    for clock, c in summary.get("paired_chunk", {}).items():
         out.append(
-            f"otel-tokenkpi in-process, switch off/on for alternate calls ({c['pairs']} pairs, CPU time): "
+            f"otel-tokenkpi in-process, switch off/on for alternate calls ({c['pairs']} pairs, {CLOCK_NAMES[clock]}): "
             f"+{c['stream_added_us']:.0f} us per 200-chunk stream, +{c['stream_short_added_us']:.0f} us per "
             f"20-chunk stream: {c['marginal_us']:.2f} us per chunk."
         )

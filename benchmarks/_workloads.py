@@ -121,17 +121,19 @@ def short_call(client: Any) -> None:
     )
 
 
-def stream_call(client: Any) -> int:
-    """A streamed call read to its end, as a chat UI does; returns the chunks seen."""
+def stream_call(client: Any, clock: Callable[[], float] | None = None) -> float:
+    """A streamed call read to its end, as a chat UI does. With ``clock``, returns its reading when the
+    last chunk arrived (before the end of the stream: the time every chunk was delivered by)."""
     stream = client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "system", "content": "You are verbose."}, {"role": "user", "content": "Tell a story."}],
         stream=True,
     )
-    chunks = 0
+    last = 0.0
     for _ in stream:
-        chunks += 1
-    return chunks
+        if clock is not None:
+            last = clock()
+    return last
 
 
 def conversation(

@@ -97,13 +97,16 @@ class TokenizerTally:
         from otel_tokenkpi import tokens
 
         self.encoded = 0
+        self.cpu_s = 0.0  # CPU seconds spent encoding (in whichever thread encodes: ours is a background one)
         self._originals: dict[str, Any] = {}
         for name, enc in list(tokens._encodings.items()):
             original = enc.encode_ordinary
             self._originals[name] = original
 
             def counting(text: str, _original: Any = original) -> list[int]:
+                start = time.thread_time()
                 result = _original(text)
+                self.cpu_s += time.thread_time() - start
                 self.encoded += len(result)
                 return result
 
@@ -128,48 +131,58 @@ class TokenizerTally:
 def run(workload: str, calls: int, seed: int, clients: dict[str, Any], tally: TokenizerTally | None) -> dict[str, Any]:
     timings: list[float] = []
     cpu: list[float] = []  # CPU seconds of this whole process (all its threads) per call: less noisy
+    thread: list[float] = []  # CPU seconds of the calling thread only: what the user's request itself pays
 
     def timed(call: Any) -> Any:
-        start_cpu, start = time.process_time(), time.perf_counter()
+        start_thread, start_cpu, start = time.thread_time(), time.process_time(), time.perf_counter()
         result = call()
         timings.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
+        thread.append(time.thread_time() - start_thread)
         return result
 
     if workload == "conversation":
         from _workloads import TOOLS
 
-        before = tally.encoded if tally else 0
+        before, before_cpu = (tally.encoded, tally.cpu_s) if tally else (0, 0.0)
         history = conversation(clients["tools"], random.Random(seed), calls, timed)
-        answer: dict[str, Any] = {"timings": timings, "cpu": cpu}
+        answer: dict[str, Any] = {"timings": timings, "cpu": cpu, "thread": thread}
         if tally is not None:
             answer["encoded_tokens"] = tally.encoded - before
+            answer["encode_cpu_s"] = tally.cpu_s - before_cpu
             answer["unique_tokens"] = tally.unique_tokens(history[:-1], TOOLS)  # the last result is never sent
         return answer
     client = clients[workload]
     call = short_call if workload == "short" else stream_call
     for _ in range(calls):
         timed(lambda: call(client))
-    return {"timings": timings, "cpu": cpu}
+    return {"timings": timings, "cpu": cpu, "thread": thread}
 
 
-def paired_stream_cost(calls: int, clients: dict[str, Any]) -> dict[str, list[float]]:
-    """otel-tokenkpi only: CPU seconds added per streamed call, measured in-process by turning the
-    instrumentor's switch off and on for alternate calls (paired, so machine noise cancels). The
-    cross-process comparison cannot resolve a few microseconds per chunk on a busy 2-core machine."""
+def paired_stream_cost(calls: int, clients: dict[str, Any]) -> dict[str, dict[str, list[float]]]:
+    """otel-tokenkpi only: seconds added per streamed call, measured in-process by turning the
+    instrumentor's switch off and on for alternate calls (paired, so machine noise cancels). Clocks:
+    ``cpu``, the whole process's CPU time; ``thread``, the calling thread's; ``delivered``, the calling
+    thread's until the last chunk reached the caller (so without the work done once the stream has
+    ended: recording the call, and counting the output locally when the stream reported no usage).
+    The cross-process comparison cannot resolve a few microseconds per chunk on a busy 2-core machine."""
     from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 
     switch = OpenAIInstrumentor()._recorder.switch  # BaseInstrumentor: one instance per class
-    added: dict[str, list[float]] = {"stream": [], "stream-short": []}
+    clocks = ("cpu", "thread", "delivered")
+    added: dict[str, dict[str, list[float]]] = {c: {"stream": [], "stream-short": []} for c in clocks}
     for i in range(calls):
-        for workload, diffs in added.items():
-            times = {}
+        for workload in ("stream", "stream-short"):
+            times: dict[tuple[str, bool], float] = {}
             for enabled in (True, False) if i % 2 else (False, True):
                 switch.enabled = enabled
-                start = time.process_time()
-                stream_call(clients[workload])
-                times[enabled] = time.process_time() - start
-            diffs.append(times[True] - times[False])
+                start_thread, start_cpu = time.thread_time(), time.process_time()
+                last_chunk = stream_call(clients[workload], time.thread_time)
+                times["cpu", enabled] = time.process_time() - start_cpu
+                times["thread", enabled] = time.thread_time() - start_thread
+                times["delivered", enabled] = last_chunk - start_thread
+            for clock, by_workload in added.items():
+                by_workload[workload].append(times[clock, True] - times[clock, False])
     switch.enabled = True
     return added
 

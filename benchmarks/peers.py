@@ -106,9 +106,11 @@ def measure(configs: list[str], rounds: int, calls: dict[str, int]) -> dict[str,
     env = runner_env()
     servers = [start_server(kind) for kind in ("text", "stream", "stream-short", "tools")]
     runners: list[Runner] = []
-    raw: dict[str, Any] = {m: {c: {w: [] for w in WORKLOADS} for c in configs} for m in ("timings", "cpu")}
-    tokenizer: list[dict[str, int]] = []
-    paired: dict[str, list[float]] = {"stream": [], "stream-short": []}  # otel-tokenkpi, in-process
+    raw: dict[str, Any] = {m: {c: {w: [] for w in WORKLOADS} for c in configs} for m in ("timings", "cpu", "thread")}
+    tokenizer: list[dict[str, float]] = []
+    # otel-tokenkpi, in-process, per clock
+    clocks = ("cpu", "thread", "delivered")
+    paired: dict[str, dict[str, list[float]]] = {c: {"stream": [], "stream-short": []} for c in clocks}
     try:
         for config in configs:  # one at a time: imports and warm-up stay out of each other's way
             runners.append(Runner(config, pythons[config], [url for _, url in servers], env))
@@ -123,11 +125,13 @@ def measure(configs: list[str], rounds: int, calls: dict[str, int]) -> dict[str,
                     for metric, by_config in raw.items():
                         by_config[runner.config][workload].append(answer[metric])
                     if "encoded_tokens" in answer:
-                        tokenizer.append({k: answer[k] for k in ("encoded_tokens", "unique_tokens")})
+                        keys = ("encoded_tokens", "unique_tokens", "encode_cpu_s")
+                        tokenizer.append({k: answer[k] for k in keys} | {"calls": len(answer["cpu"])})
             for runner in runners:
                 if runner.config == "tokenkpi":
-                    for workload, diffs in runner.run("paired-stream", calls["stream"], seed=r).items():
-                        paired[workload].extend(diffs)
+                    for clock, by_workload in runner.run("paired-stream", calls["stream"], seed=r).items():
+                        for workload, diffs in by_workload.items():
+                            paired[clock][workload].extend(diffs)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     finally:
         for runner in runners:

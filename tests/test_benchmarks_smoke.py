@@ -43,7 +43,7 @@ def test_quick_run_reports_every_workload_and_target(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(out.read_text())
 
-    for metric in ("wall", "cpu"):
+    for metric in ("wall", "cpu", "thread"):
         configs = summary[metric]["configs"]
         assert set(configs) == {"plain", "tokenkpi"}
         for stats in configs.values():
@@ -61,11 +61,15 @@ def test_quick_run_reports_every_workload_and_target(tmp_path: Path) -> None:
     tokenizer = summary["tokenizer"]
     assert tokenizer["unique_tokens"] > 0 and tokenizer["encoded_tokens"] > 0
     assert tokenizer["ratio"] == pytest.approx(tokenizer["encoded_tokens"] / tokenizer["unique_tokens"])
-    assert summary["paired_chunk"]["pairs"] == 2 * 2  # --quick: 2 rounds x 2 stream calls
+    assert tokenizer["encode_cpu_us_per_call"] > 0
+    assert set(summary["paired_chunk"]) == {"cpu", "thread", "delivered"}
+    for paired in summary["paired_chunk"].values():
+        assert paired["pairs"] == 2 * 2  # --quick: 2 rounds x 2 stream calls
 
     assert "| short chat call | uninstrumented |" in proc.stdout
     assert "| short chat call | **otel-tokenkpi** |" in proc.stdout
     assert "### CPU time of the client process per call" in proc.stdout
+    assert "### CPU time of the calling thread per call" in proc.stdout
 
 
 def test_get_rare_reads_what_getattr_reads() -> None:
