@@ -10,7 +10,10 @@ it sends nothing; the request goes out at the first ``next()``. The span starts 
 proxy sees the SDK's typed events; an HTTP error surfaces at the first ``next()`` and ends the span with
 ``error.type``. Only one layout is known (cohere >= 5.9.3 has all three methods at these paths; 5.8.0 to 5.9.2
 lack ``embed``, which is then skipped with one warning); the kind of each stream method is checked rather
-than assumed, so a coroutine-returning-iterator layout would be wrapped as such.
+than assumed, so a coroutine-returning-iterator layout would be wrapped as such. 5.9.3's ``embed`` takes one
+``request=`` object where later releases take keywords: both are read. Before 5.16 the SDK's ``chat_stream``
+swallows ``GeneratorExit`` (a bare ``except:`` round its ``yield``), so closing a stream early raises
+``RuntimeError`` with or without us; the proxy passes it on and still ends the span.
 """
 
 from __future__ import annotations
@@ -61,8 +64,11 @@ def _read_chat_stream(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
 
 
 def _read_embed_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
-    request = _base("embeddings", instance, kwargs)
-    formats = [f for f in as_list(kwargs.get("embedding_types")) if isinstance(f, str)]
+    """Keyword arguments from cohere 5.9.4 on; 5.9.3's ``embed`` takes one ``request=`` object instead
+    (an ``EmbedRequestV2``: ``SearchDocumentEmbedRequestV2(model=..., texts=..., embedding_types=...)`` etc.)."""
+    fields = kwargs if "model" in kwargs else kwargs.get("request")
+    request = new_request("embeddings", provider_for(instance), get(fields, "model"), _server(instance))
+    formats = [f for f in as_list(get(fields, "embedding_types")) if isinstance(f, str)]
     if formats:
         request.params["gen_ai.request.encoding_formats"] = formats
     return request

@@ -127,7 +127,9 @@ class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``google-genai`` SDK (entry point ``tokenkpi_google_genai``)."""
 
     scope = "otel_tokenkpi.instrumentors.google_genai"
-    instruments = ("google-genai >= 1.0.0",)
+    # 1.8.0 is the first whose usage_metadata keeps thoughts_token_count / tool_use_prompt_token_count (older
+    # releases drop them: output and input tokens would be undercounted) and whose stream errors keep the message.
+    instruments = ("google-genai >= 1.8.0",)
 
     def patches(self) -> list[Patch]:
         generate, stream = _generate_methods()

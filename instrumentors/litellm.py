@@ -1,7 +1,7 @@
 """LiteLLM instrumentor: one span per ``litellm.completion`` / ``acompletion`` / ``embedding`` /
 ``aembedding`` call, whatever provider LiteLLM routes it to.
 
-Where the calls live (litellm >= 1.0 has the first four; the dispatch modules are newer):
+Where the calls live (every supported litellm has the first four; the dispatch modules came in 1.103):
 
 - ``litellm.completion`` & co, the functions users call. In recent releases they are not
   ``litellm.main.completion`` but public dispatchers (``litellm.chat_completions.dispatch``,
@@ -126,7 +126,7 @@ class LiteLLMInstrumentor(TokenKPIInstrumentor):
     """Instruments ``litellm`` (entry point ``tokenkpi_litellm``)."""
 
     scope = "otel_tokenkpi.instrumentors.litellm"
-    instruments = ("litellm >= 1.0.0",)
+    instruments = ("litellm >= 1.94.0",)
     patch_when_imported = "litellm"
 
     def patches(self) -> list[Patch]:

@@ -82,11 +82,8 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _library_missing(self) -> bool:
         """``opentelemetry-instrument`` checks dependencies per distribution, and ours declares
         none per library, so it loads every instrumentor with ``skip_dep_check``: one whose library
-        is not installed (or too old) is skipped here, quietly, instead of warning per method."""
-        conflict = get_dependency_conflicts(self.instrumentation_dependencies())
-        if conflict is not None:
-            logger.debug("otel-tokenkpi: %s not loaded: %s", type(self).__name__, conflict)
-        return conflict is not None
+        is not installed (or too old) is skipped here instead of warning per method."""
+        return library_conflict(self) is not None
 
     def _apply_all(self) -> None:
         for patch in self.patches():
@@ -134,3 +131,14 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for owner, method in getattr(self, "_applied", []):
             unwrap(owner, method)
         self._applied = []
+
+
+def library_conflict(instrumentor: BaseInstrumentor) -> Any:
+    """Why ``instrumentor``'s library cannot be instrumented, or None. Not installed at all: logged at
+    debug level (most users have one or two of the nine libraries). Installed at a release outside the
+    supported range: a warning, since that user expects spans and would otherwise get none silently."""
+    conflict = get_dependency_conflicts(instrumentor.instrumentation_dependencies())
+    if conflict is not None:
+        log = logger.warning if getattr(conflict, "found", None) else logger.debug
+        log("otel-tokenkpi: %s not loaded: %s", type(instrumentor).__name__, conflict)
+    return conflict

@@ -17,7 +17,6 @@ import threading
 from typing import Any
 
 from opentelemetry import metrics, trace
-from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 
 from . import options as tk_options
 from ._safety import logger
@@ -179,6 +178,8 @@ def instrument(**options: Any) -> None:
         disabled = set(_env_list("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"))
         kwargs = {k: options[k] for k in _PROVIDER_OPTIONS if k in options}
         kwargs["inject_stream_usage"] = bool(resolved.inject_stream_usage)
+        from .instrumentation import library_conflict  # the instrumentors import it anyway
+
         for ep in _our_entry_points():
             if ep.name in disabled:
                 continue
@@ -186,8 +187,7 @@ def instrument(**options: Any) -> None:
                 instrumentor = ep.load()()
                 if instrumentor.is_instrumented_by_opentelemetry:
                     continue  # e.g. opentelemetry-instrument loaded it already: not ours to undo
-                if get_dependency_conflicts(instrumentor.instrumentation_dependencies()) is not None:
-                    logger.debug("otel-tokenkpi: %s not installed; skipped", ep.name)
+                if library_conflict(instrumentor) is not None:
                     continue
                 instrumentor.instrument(skip_dep_check=True, **kwargs)
                 _instrumentors.append(instrumentor)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import cohere
@@ -54,6 +55,32 @@ def ctelemetry(loaded_data: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[T
     monkeypatch.delenv(CAPTURE_ENV, raising=False)
     with instrumented() as telemetry:
         yield telemetry
+
+
+COHERE_VERSION = tuple(int(p) for p in version("cohere").split(".")[:3] if p.isdigit())
+# Before 5.16 the SDK's chat_stream wraps its ``yield`` in a bare ``except: pass``, which swallows GeneratorExit:
+# closing a stream early raises this RuntimeError, with or without instrumentation.
+CLOSE_EARLY_RAISES = COHERE_VERSION < (5, 16)
+
+
+def sdk_close_error() -> contextlib.AbstractContextManager[Any]:
+    """Around ``close()`` / ``aclose()`` of a stream left early: the SDK's own RuntimeError where it raises one."""
+    if CLOSE_EARLY_RAISES:
+        return pytest.raises(RuntimeError, match="ignored GeneratorExit")
+    return contextlib.nullcontext()
+
+
+# cohere 5.9.3's embed takes one typed ``request=`` object (SearchQueryEmbedRequestV2 etc.); 5.9.4 on, keywords.
+EMBED_TAKES_KEYWORDS = "model" in inspect.signature(cohere.ClientV2.embed).parameters
+
+
+def embed_args(model: str, texts: list[str], input_type: str, **more: Any) -> dict[str, Any]:
+    """``embed``'s arguments in the shape this cohere release takes."""
+    fields = {"model": model, "texts": texts, "input_type": input_type, **more}
+    if EMBED_TAKES_KEYWORDS:
+        return fields
+    request_type = getattr(cohere, "".join(w.title() for w in input_type.split("_")) + "EmbedRequestV2")
+    return {"request": request_type(**fields)}
 
 
 # max_retries= is newer than cohere 5.9.3 (which makes one attempt per call unless a request option asks more).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -17,6 +18,17 @@ from otel_tokenkpi.testing.fake_gemini import FakeGeminiServer
 
 MODEL = "gemini-2.5-flash"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+# The tests run at the newest SDK and at the floor (tests/matrix.sh). What older releases lack, by version:
+GENAI_VERSION = tuple(int(p) for p in version("google-genai").split(".")[:3] if p.isdigit())
+# FunctionDeclaration.parameters_json_schema and GenerateContentConfig.response_json_schema (< 1.21: rejected).
+HAS_JSON_SCHEMA = GENAI_VERSION >= (1, 21)
+# The Gemini API's ``responseId`` reaches ``response_id`` from 1.29 (dropped before): the fake's first reply's id.
+RESPONSE_ID = "resp-1" if GENAI_VERSION >= (1, 29) else None
+# An in-stream ``{"error": ...}`` event raises from 1.50 (before, it is yielded as an empty chunk).
+RAISES_STREAM_ERRORS = GENAI_VERSION >= (1, 50)
+# EmbedContentResponse.usage_metadata from 3.1 (before, the Gemini API's embedding usage is dropped).
+HAS_EMBED_USAGE = GENAI_VERSION >= (3, 1)
 
 
 estimate = estimated_tokens  # the provider has no offline tokenizer

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import groq
@@ -23,6 +24,16 @@ MODEL = "qwen/qwen3-32b"  # priced for groq in genai-prices, context window 1310
 SCOPE = "otel_tokenkpi.instrumentors.groq"
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 USER = [{"role": "user", "content": "Describe Paris in a few words."}]
+GROQ_VERSION = tuple(int(p) for p in version("groq").split(".")[:3] if p.isdigit())
+
+
+def wire(obj: Any, *path: str) -> Any:
+    """A response field by wire name, whether the SDK declares it (attribute) or not: releases before the
+    field was typed keep it as pydantic extra data, a plain dict (groq 0.4's ``x_groq``, a chunk's
+    ``usage``). A field absent from the answer reads None."""
+    for name in path:
+        obj = obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
+    return obj
 
 
 def est(*texts: str, model: str = MODEL) -> int:

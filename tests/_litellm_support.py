@@ -13,6 +13,7 @@ import os
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
 from collections.abc import Callable, Iterator  # noqa: E402
+from importlib.metadata import version  # noqa: E402
 from typing import Any  # noqa: E402
 
 import litellm  # noqa: E402
@@ -37,6 +38,12 @@ MESSAGES = [
     {"role": "user", "content": "Describe Paris in a few words."},
 ]
 USAGE = {"include_usage": True}
+
+LITELLM_VERSION = tuple(int(p) for p in version("litellm").split(".")[:3] if p.isdigit())
+# litellm 1.103 made litellm.completion a dispatcher that calls litellm.main's function through a reference
+# captured at import (litellm.chat_completions.dispatch; embeddings followed in 1.104), so an early
+# ``from litellm import completion`` reaches our patch; before it, that name IS the unpatched function.
+DISPATCH = (1, 103)
 
 
 def target(server: FakeOpenAIServer | FakeAnthropicServer) -> dict[str, Any]:

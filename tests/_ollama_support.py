@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from importlib.metadata import version
 from typing import Any
 
 import ollama
@@ -26,6 +27,21 @@ WEATHER_TOOL = {
 
 
 estimate = estimated_tokens  # the provider has no offline tokenizer
+OLLAMA_VERSION = tuple(int(p) for p in version("ollama").split(".")[:3] if p.isdigit())
+
+
+def at(obj: Any, *path: str) -> Any:
+    """``obj.a.b`` or ``obj["a"]["b"]``: ollama 0.3 returns plain dicts, 0.4+ pydantic models (None if absent)."""
+    for key in path:
+        if obj is None:
+            return None
+        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
+    return obj
+
+
+def as_plain(obj: Any) -> dict[str, Any]:
+    """A response object as a dict, whichever the SDK returned."""
+    return dict(obj) if isinstance(obj, dict) else obj.model_dump()
 
 
 def instrumented() -> contextlib.AbstractContextManager[Telemetry]:
@@ -81,7 +97,7 @@ def run_waste_script(server: FakeOllamaServer) -> None:
     )
     for result in (RESULT_1, RESULT_2):
         response = client.chat(MODEL, messages, tools=[WEATHER_TOOL])
-        messages += [response.message, {"role": "tool", "tool_name": "get_weather", "content": result}]
+        messages += [at(response, "message"), {"role": "tool", "tool_name": "get_weather", "content": result}]
     for _ in range(2):
         client.chat(MODEL, messages, tools=[WEATHER_TOOL], options={"num_predict": 8})
     with pytest.raises(ollama.ResponseError):

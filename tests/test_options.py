@@ -176,3 +176,26 @@ def test_an_absent_library_is_skipped_quietly_under_skip_dep_check(caplog: pytes
         assert getattr(instrumentor, "_applied", []) == []
     finally:
         instrumentor.uninstrument()
+
+
+class _TooOldLibraryInstrumentor(TokenKPIInstrumentor):  # not a subclass of the one above: one instance per class
+    scope = "tests.too_old"
+    instruments = ("pytest >= 999",)  # installed, at a release below this "floor"
+
+    def patches(self) -> list[Patch]:
+        return [Patch("pytest", "Client", "create", lambda recorder: lambda *a, **k: None)]
+
+
+def test_an_installed_release_outside_the_range_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    """A user whose library is older than the floor expects spans: say why there are none."""
+    instrumentor = _TooOldLibraryInstrumentor()
+    with caplog.at_level(logging.DEBUG, logger="otel_tokenkpi"):
+        instrumentor.instrument(tracer_provider=TracerProvider(), skip_dep_check=True)
+    try:
+        (warning,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        message = warning.getMessage()
+        assert "_TooOldLibraryInstrumentor not loaded" in message
+        assert "pytest >= 999" in message and f"pytest {pytest.__version__}" in message
+        assert getattr(instrumentor, "_applied", []) == []
+    finally:
+        instrumentor.uninstrument()
