@@ -85,13 +85,14 @@ class Recorder:
                         attrs[key] = value
         attrs.update(extra)
         if self.capture_content and record.request.operation != "embeddings":
-            attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request)
-            system = content.system_instructions_json(record.request)
+            limit = _attribute_length_limit(span)
+            attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request, limit)
+            system = content.system_instructions_json(record.request, limit)
             if system:
                 attrs[sc.SYSTEM_INSTRUCTIONS] = system
             # A stream left early has no finish reason: its output is not a semconv output message.
             if result is not None and record.complete and result.outputs:
-                attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result)
+                attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result, limit)
         if record.error_type is not None:
             attrs[sc.ERROR_TYPE] = record.error_type
             span.set_status(Status(StatusCode.ERROR, status_description(error) if error is not None else None))
@@ -119,6 +120,14 @@ class Recorder:
             self.token_usage.record(usage.input_tokens, {**attrs, sc.TOKEN_TYPE: "input"})
         if usage.output_tokens is not None:
             self.token_usage.record(usage.output_tokens, {**attrs, sc.TOKEN_TYPE: "output"})
+
+
+def _attribute_length_limit(span: Span) -> int | None:
+    """The longest string value the SDK keeps on this span (``SpanLimits``, from
+    ``OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`` / ``OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`` by default); None
+    when unlimited or not an SDK span."""
+    limit = getattr(getattr(span, "_limits", None), "max_span_attribute_length", None)
+    return limit if isinstance(limit, int) and limit > 0 else None
 
 
 def status_description(error: BaseException) -> str:
