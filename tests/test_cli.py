@@ -62,7 +62,7 @@ def test_the_demo_sends_its_spans_over_otlp_and_prints_them_with_console(loaded_
         assert main(["demo", "--otlp", receiver.http_endpoint, "--console"]) == 0
         spans = receiver.wait_for_spans(7)
     out = capsys.readouterr().out
-    assert f"Spans sent to {receiver.http_endpoint}/v1/traces" in out
+    assert f"Spans sent to {receiver.http_endpoint}/v1/traces (OTLP http/protobuf)" in out
     assert out.count('"name": "chat gpt-4o-mini"') == 6  # the console exporter's JSON, before the table
     calls = [s for s in spans if s["name"] == "chat gpt-4o-mini"]
     assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == [0, 243, 337, 384, 0, 72]
@@ -72,7 +72,31 @@ def test_the_demo_sends_its_spans_over_otlp_and_prints_them_with_console(loaded_
     assert task["resource"]["service.name"] == "tokenkpi-demo"
 
 
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_the_demo_sends_its_spans_over_otlp_grpc(loaded_data, capsys, monkeypatch, how):
+    with OtlpReceiver() as receiver:
+        if how == "option":
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")  # the option wins
+            argv = ["demo", "--otlp", receiver.grpc_endpoint, "--otlp-protocol", "grpc"]
+        else:
+            monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc")
+            argv = ["demo", "--otlp", receiver.grpc_endpoint]
+        assert main(argv) == 0
+        spans = receiver.wait_for_spans(7)
+        assert {r.transport for r in receiver.requests("traces")} == {"grpc"}
+    assert f"Spans sent to {receiver.grpc_endpoint} (OTLP grpc)" in capsys.readouterr().out
+    calls = [s for s in spans if s["name"] == "chat gpt-4o-mini"]
+    assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == [0, 243, 337, 384, 0, 72]
+
+
+def test_an_unknown_otlp_protocol_in_the_environment_is_a_clear_error(capsys, monkeypatch):
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    assert main(["demo", "--otlp", "http://localhost:4318"]) == 2
+    assert "OTLP protocol must be one of http/protobuf, grpc, got 'http/json'" in capsys.readouterr().err
+
+
 def test_otlp_urls_get_the_traces_path_only_when_they_have_none():
+    assert traces_url("http://localhost:4317", "grpc") == "http://localhost:4317"
     assert traces_url("http://localhost:4318") == "http://localhost:4318/v1/traces"
     assert traces_url("https://collector:4318/") == "https://collector:4318/v1/traces"
     assert traces_url("http://collector:4318/custom/traces") == "http://collector:4318/custom/traces"
