@@ -72,7 +72,8 @@ class _Resolved:
     def at(self, when: datetime | None) -> ModelInfo:
         if not self.windows:
             return self.default
-        when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        when = when or datetime.now(timezone.utc)
+        when = when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)  # naive: UTC
         second_of_day = when.hour * 3600 + when.minute * 60 + when.second
         for window in self.windows:
             if window.active(second_of_day):
@@ -124,8 +125,9 @@ def configure(*, model_aliases: dict[str, str] | None = None) -> None:
 
 
 def lookup(provider: str | None, model: str | None, at: datetime | None = None) -> ModelInfo | None:
-    """Prices and context window of ``model`` at ``at`` (default: now, which matters only for models with
-    time-of-day rates); None if not loaded yet, genai-prices missing, or unknown.
+    """Prices and context window of ``model`` at ``at`` (default: now; a naive datetime is UTC, as in
+    genai-prices; it matters only for models with time-of-day rates); None if not loaded yet,
+    genai-prices missing, or unknown.
 
     Never waits and never raises. ``provider`` is an OTel ``gen_ai.provider.name``.
     """

@@ -121,6 +121,8 @@ def test_time_of_day_rates_are_resolved_once(loaded: None) -> None:
     assert prices.lookup("deepseek", "deepseek-chat", at=peak) == DEEPSEEK_PEAK
     assert prices.lookup("deepseek", "deepseek-chat", at=OFF_PEAK) == DEEPSEEK_OFF_PEAK
     assert list(prices._resolved) == [("deepseek", "deepseek-chat")]
+    naive_peak = datetime(2026, 11, 30, 10, 0)  # naive means UTC, as in genai-prices, whatever the local zone
+    assert prices.lookup("deepseek", "deepseek-chat", at=naive_peak) == DEEPSEEK_PEAK
 
 
 @pytest.mark.parametrize(("provider", "model", "_"), KNOWN)
