@@ -32,7 +32,16 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, input_with_cache, number_params, stop_sequences, text_of
+from ._shapes import (
+    IdentityMemo,
+    ParamNames,
+    as_list,
+    compact_json,
+    get,
+    input_with_cache,
+    read_params,
+    text_of,
+)
 
 
 def _text_blocks(content: Any) -> str:
@@ -91,20 +100,20 @@ _message_memo = IdentityMemo(read_message)
 _tool_memo = IdentityMemo(read_tool_definition)
 
 
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "max_tokens"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "top_p"),
+        (sc.REQUEST_TOP_K, "top_k"),
+    ),
+    stop="stop_sequences",
+)
+
+
 def sampling_params(fields: dict[str, Any]) -> dict[str, Any]:
     """Sampling parameters of a Messages body (SDK kwargs or Bedrock body JSON: same names)."""
-    params = number_params(
-        (
-            (sc.REQUEST_MAX_TOKENS, fields.get("max_tokens")),
-            (sc.REQUEST_TEMPERATURE, fields.get("temperature")),
-            (sc.REQUEST_TOP_P, fields.get("top_p")),
-            (sc.REQUEST_TOP_K, fields.get("top_k")),
-        )
-    )
-    stops = stop_sequences(fields.get("stop_sequences"))
-    if stops:
-        params[sc.REQUEST_STOP_SEQUENCES] = stops
-    return params
+    return read_params(fields, PARAM_NAMES)
 
 
 def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -113,10 +122,7 @@ def request_params(kwargs: dict[str, Any]) -> dict[str, Any]:
     extra = kwargs.get("extra_body")
     if isinstance(extra, dict):
         kwargs = {**kwargs, **extra}
-    params = sampling_params(kwargs)
-    if kwargs.get("stream") is True:
-        params[sc.REQUEST_STREAM] = True
-    return params
+    return read_params(kwargs, PARAM_NAMES, stream=kwargs.get("stream") is True)
 
 
 def read_context(base: CallRequest, fields: dict[str, Any], memoized: bool = True) -> None:

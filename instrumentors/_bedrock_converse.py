@@ -17,7 +17,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, input_with_cache, number_params, stop_sequences
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, input_with_cache, read_params
 
 
 def tool_result_text(content: Any) -> str:
@@ -101,19 +101,18 @@ _message_memo = IdentityMemo(read_message)
 _tool_memo = IdentityMemo(read_tool_definition)
 
 
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "maxTokens"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "topP"),
+    ),
+    stop="stopSequences",
+)
+
+
 def request_params(params: dict[str, Any]) -> dict[str, Any]:
-    config = get(params, "inferenceConfig")
-    attrs = number_params(
-        (
-            (sc.REQUEST_MAX_TOKENS, get(config, "maxTokens")),
-            (sc.REQUEST_TEMPERATURE, get(config, "temperature")),
-            (sc.REQUEST_TOP_P, get(config, "topP")),
-        )
-    )
-    stops = stop_sequences(get(config, "stopSequences"))
-    if stops:
-        attrs[sc.REQUEST_STOP_SEQUENCES] = stops
-    return attrs
+    return read_params(get(params, "inferenceConfig"), PARAM_NAMES)
 
 
 def read_request(base: CallRequest, params: dict[str, Any], stream: bool) -> CallRequest:

@@ -40,7 +40,7 @@ from otel_tokenkpi.record import (
     Usage,
 )
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, stop_sequences
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params
 
 
 def _blocks_text(content: Any) -> str:
@@ -127,27 +127,22 @@ def output_type(response_format: Any) -> str | None:
     return None
 
 
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "max_tokens"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "p"),
+        (sc.REQUEST_TOP_K, "k"),
+        (sc.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
+        (sc.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
+        (sc.REQUEST_SEED, "seed"),
+    ),
+    stop="stop_sequences",
+)
+
+
 def request_params(kwargs: dict[str, Any], stream: bool) -> dict[str, Any]:
-    params = number_params(
-        (
-            (sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens")),
-            (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-            (sc.REQUEST_TOP_P, kwargs.get("p")),
-            (sc.REQUEST_TOP_K, kwargs.get("k")),
-            (sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty")),
-            (sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty")),
-            (sc.REQUEST_SEED, kwargs.get("seed")),
-        )
-    )
-    stops = stop_sequences(kwargs.get("stop_sequences"))
-    if stops:
-        params[sc.REQUEST_STOP_SEQUENCES] = stops
-    if stream:
-        params[sc.REQUEST_STREAM] = True
-    kind = output_type(kwargs.get("response_format"))
-    if kind:
-        params[sc.OUTPUT_TYPE] = kind
-    return params
+    return read_params(kwargs, PARAM_NAMES, stream=stream, output_type=output_type(kwargs.get("response_format")))
 
 
 def read_request(base: CallRequest, kwargs: dict[str, Any], stream: bool) -> CallRequest:

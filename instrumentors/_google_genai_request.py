@@ -17,7 +17,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import ContextItem, ToolCall, ToolDefinition
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, param_number, stop_sequences
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params
 
 _ROLES = {"model": "assistant", "user": "user", "function": "tool", "tool": "tool", "system": "system"}
 # Fields of a Tool that are not built-in tools of their own.
@@ -223,8 +223,8 @@ def output_type(config: Any) -> str | None:
     return None
 
 
-def request_params(config: Any, stream: bool) -> dict[str, Any]:
-    fields = (
+PARAM_NAMES = ParamNames(
+    numbers=(
         (sc.REQUEST_MAX_TOKENS, "max_output_tokens"),
         (sc.REQUEST_TEMPERATURE, "temperature"),
         (sc.REQUEST_TOP_P, "top_p"),
@@ -232,20 +232,14 @@ def request_params(config: Any, stream: bool) -> dict[str, Any]:
         (sc.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
         (sc.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
         (sc.REQUEST_SEED, "seed"),
-    )
-    params = number_params((key, get(config, field)) for key, field in fields)
-    count = param_number(get(config, "candidate_count"))
-    if count is not None and count != 1:
-        params[sc.REQUEST_CHOICE_COUNT] = count
-    stops = stop_sequences(get(config, "stop_sequences"))
-    if stops:
-        params[sc.REQUEST_STOP_SEQUENCES] = stops
-    if stream:
-        params[sc.REQUEST_STREAM] = True
-    kind = output_type(config)
-    if kind:
-        params[sc.OUTPUT_TYPE] = kind
-    return params
+    ),
+    stop="stop_sequences",
+    choices="candidate_count",
+)
+
+
+def request_params(config: Any, stream: bool) -> dict[str, Any]:
+    return read_params(config, PARAM_NAMES, stream=stream, output_type=output_type(config))
 
 
 def read_messages(contents: Any, config: Any) -> list[ContextItem]:

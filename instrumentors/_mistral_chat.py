@@ -31,7 +31,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, param_number, stop_sequences, text_of
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params, text_of
 
 
 def _arguments(value: Any) -> str:
@@ -89,30 +89,23 @@ def output_type(response_format: Any) -> str | None:
     return "text" if kind == "text" else None
 
 
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "max_tokens"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "top_p"),
+        (sc.REQUEST_TOP_K, "top_k"),
+        (sc.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
+        (sc.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
+        (sc.REQUEST_SEED, "random_seed"),
+    ),
+    stop="stop",
+    choices="n",
+)
+
+
 def request_params(kwargs: dict[str, Any], stream: bool) -> dict[str, Any]:
-    params = number_params(
-        (
-            (sc.REQUEST_MAX_TOKENS, kwargs.get("max_tokens")),
-            (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-            (sc.REQUEST_TOP_P, kwargs.get("top_p")),
-            (sc.REQUEST_TOP_K, kwargs.get("top_k")),
-            (sc.REQUEST_FREQUENCY_PENALTY, kwargs.get("frequency_penalty")),
-            (sc.REQUEST_PRESENCE_PENALTY, kwargs.get("presence_penalty")),
-            (sc.REQUEST_SEED, kwargs.get("random_seed")),
-        )
-    )
-    n = param_number(kwargs.get("n"))
-    if n is not None and n != 1:
-        params[sc.REQUEST_CHOICE_COUNT] = n
-    stops = stop_sequences(kwargs.get("stop"))
-    if stops:
-        params[sc.REQUEST_STOP_SEQUENCES] = stops
-    if stream:
-        params[sc.REQUEST_STREAM] = True
-    kind = output_type(kwargs.get("response_format"))
-    if kind:
-        params[sc.OUTPUT_TYPE] = kind
-    return params
+    return read_params(kwargs, PARAM_NAMES, stream=stream, output_type=output_type(kwargs.get("response_format")))
 
 
 def read_request(base: CallRequest, kwargs: dict[str, Any], stream: bool) -> CallRequest:

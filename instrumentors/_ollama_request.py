@@ -27,18 +27,21 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, ContextItem, ToolCall, ToolDefinition
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, stop_sequences
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params
 
 _ROLES = frozenset({"system", "user", "assistant", "tool"})
 # options field -> semconv request attribute (numbers only)
-_NUMBER_OPTIONS = (
-    ("num_predict", sc.REQUEST_MAX_TOKENS),
-    ("temperature", sc.REQUEST_TEMPERATURE),
-    ("top_p", sc.REQUEST_TOP_P),
-    ("top_k", sc.REQUEST_TOP_K),
-    ("presence_penalty", sc.REQUEST_PRESENCE_PENALTY),
-    ("frequency_penalty", sc.REQUEST_FREQUENCY_PENALTY),
-    ("seed", sc.REQUEST_SEED),
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "num_predict"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "top_p"),
+        (sc.REQUEST_TOP_K, "top_k"),
+        (sc.REQUEST_PRESENCE_PENALTY, "presence_penalty"),
+        (sc.REQUEST_FREQUENCY_PENALTY, "frequency_penalty"),
+        (sc.REQUEST_SEED, "seed"),
+    ),
+    stop="stop",
 )
 
 
@@ -148,10 +151,7 @@ _tool_memo = IdentityMemo(read_tool)
 
 def read_options(request: CallRequest, options: Any) -> None:
     """Sampling parameters and the context window (``num_ctx``) from ``options`` into ``request``."""
-    request.params.update(number_params((attr, get(options, name)) for name, attr in _NUMBER_OPTIONS))
-    stops = stop_sequences(get(options, "stop"))
-    if stops:
-        request.params[sc.REQUEST_STOP_SEQUENCES] = stops
+    request.params.update(read_params(options, PARAM_NAMES))
     window = get(options, "num_ctx")
     if isinstance(window, int) and not isinstance(window, bool) and window > 0:
         request.context_window = window

@@ -13,7 +13,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, as_list, compact_json, get, number_params, text_of, type_of
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params, text_of, type_of
 
 _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
@@ -58,22 +58,21 @@ def read_tool_definition(tool: Any) -> ToolDefinition:
 
 _input_memo = IdentityMemo(read_input_item)
 _tool_memo = IdentityMemo(read_tool_definition)
+PARAM_NAMES = ParamNames(
+    numbers=(
+        (sc.REQUEST_MAX_TOKENS, "max_output_tokens"),
+        (sc.REQUEST_TEMPERATURE, "temperature"),
+        (sc.REQUEST_TOP_P, "top_p"),
+    )
+)
 
 
 def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
-    params = number_params(
-        (
-            (sc.REQUEST_MAX_TOKENS, kwargs.get("max_output_tokens")),
-            (sc.REQUEST_TEMPERATURE, kwargs.get("temperature")),
-            (sc.REQUEST_TOP_P, kwargs.get("top_p")),
-        )
-    )
-    if kwargs.get("stream") is True:
-        params[sc.REQUEST_STREAM] = True
     text_format = get(get(kwargs.get("text"), "format"), "type")
-    if text_format in ("json_schema", "json_object") or isinstance(kwargs.get("text_format"), type):
-        params[sc.OUTPUT_TYPE] = "json"
-    base.params = params
+    json_output = text_format in ("json_schema", "json_object") or isinstance(kwargs.get("text_format"), type)
+    base.params = read_params(
+        kwargs, PARAM_NAMES, stream=kwargs.get("stream") is True, output_type="json" if json_output else None
+    )
     messages = []
     instructions = get(kwargs, "instructions")
     if isinstance(instructions, str) and instructions:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest
 
 # openai/anthropic/groq (Stainless): NotGiven, Omit; mistralai (Speakeasy): Unset (its UNSET default, also the
@@ -151,23 +152,50 @@ def param_number(value: Any) -> int | float | None:
     return value
 
 
-def number_params(fields: Iterable[tuple[str, Any]]) -> dict[str, Any]:
-    """``{attribute: value}`` for the ``(attribute, value)`` pairs whose value is a number. Every API
-    names its sampling parameters differently; reading them is the same, so adapters list only names."""
-    params: dict[str, Any] = {}
-    for key, value in fields:
-        number = param_number(value)
-        if number is not None:
-            params[key] = number
-    return params
-
-
 def stop_sequences(value: Any) -> list[str] | None:
     if isinstance(value, str):
         return [value]
     if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return list(value)
     return None
+
+
+@dataclass(frozen=True)
+class ParamNames:
+    """Where an API keeps its request parameters. Every API names them differently; reading them is the
+    same, so an adapter lists only the names (``read_params`` reads them)."""
+
+    numbers: tuple[tuple[str, str | tuple[str, ...]], ...]  # (semconv attribute, field or fields, first wins)
+    stop: str | None = None  # the stop-sequence field
+    choices: str | None = None  # the choice-count field (n, candidate_count); 1 is the default, left out
+
+
+def read_params(
+    fields: Any, names: ParamNames, *, stream: bool = False, output_type: str | None = None
+) -> dict[str, Any]:
+    """The ``gen_ai.request.*`` attributes (and ``gen_ai.output.type``) from an API's request fields (a
+    kwargs dict or a config object): numbers only where they are numbers, stop sequences only where they
+    are strings."""
+    params: dict[str, Any] = {}
+    for attribute, field in names.numbers:
+        for name in (field,) if isinstance(field, str) else field:
+            number = param_number(get(fields, name))
+            if number is not None:
+                params[attribute] = number
+                break
+    if names.choices is not None:
+        count = param_number(get(fields, names.choices))
+        if count is not None and count != 1:
+            params[sc.REQUEST_CHOICE_COUNT] = count
+    if names.stop is not None:
+        stops = stop_sequences(get(fields, names.stop))
+        if stops:
+            params[sc.REQUEST_STOP_SEQUENCES] = stops
+    if stream:
+        params[sc.REQUEST_STREAM] = True
+    if output_type:
+        params[sc.OUTPUT_TYPE] = output_type
+    return params
 
 
 class IdentityMemo:

@@ -31,7 +31,9 @@ class StreamOwner(Protocol):
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None: ...
 
 
-class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
+    """What both proxies share: the call they belong to, and its end when an abandoned stream is collected."""
+
     def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None] | None = None) -> None:
         """``on_chunk``, when given, is called for each chunk instead of ``owner.on_chunk``: the reader's
         own ``feed``, one call less per chunk."""
@@ -40,6 +42,14 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         self._self_on_chunk = on_chunk or owner.on_chunk  # bound once: this runs for every chunk
         self._self_iterator: Any = None
 
+    def __del__(self) -> None:
+        # An abandoned stream (never exhausted nor closed) still ends its span.
+        owner = getattr(self, "_self_owner", None)
+        if owner is not None:
+            owner.end_stream()
+
+
+class SyncStreamProxy(_StreamProxy):
     def __iter__(self) -> SyncStreamProxy:
         return self
 
@@ -90,22 +100,8 @@ class SyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
 
         return close_and_end
 
-    def __del__(self) -> None:
-        # An abandoned stream (never exhausted nor closed) still ends its span.
-        owner = getattr(self, "_self_owner", None)
-        if owner is not None:
-            owner.end_stream()
 
-
-class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
-    def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None] | None = None) -> None:
-        """``on_chunk``, when given, is called for each chunk instead of ``owner.on_chunk``: the reader's
-        own ``feed``, one call less per chunk."""
-        super().__init__(stream)
-        self._self_owner = owner
-        self._self_on_chunk = on_chunk or owner.on_chunk  # bound once: this runs for every chunk
-        self._self_iterator: Any = None
-
+class AsyncStreamProxy(_StreamProxy):
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
@@ -171,11 +167,6 @@ class AsyncStreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
         itself, when the stream has none (the AttributeError falls through to the proxy's lookup)."""
         close = self.__wrapped__.aclose
         return lambda: self._await_then_end(close())
-
-    def __del__(self) -> None:
-        owner = getattr(self, "_self_owner", None)
-        if owner is not None:
-            owner.end_stream()
 
 
 class HelperManagerProxy(wrapt.ObjectProxy):  # type: ignore[misc]
