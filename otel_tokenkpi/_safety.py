@@ -8,11 +8,12 @@ a broken parser on a hot path cannot flood the log either.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 logger = logging.getLogger("otel_tokenkpi")
@@ -67,6 +68,36 @@ def run_hook(hook: str, func: Callable[..., T], *args: Any, default: Any = None)
     except Exception as exc:  # noqa: BLE001 - isolation is the point
         log_once(hook, exc)
         return default
+
+
+class ImportGate:
+    """Lets a fork wait (at most ``wait_s``) for an import a background thread is running.
+
+    Importing holds per-module import locks for its whole duration. A child forked meanwhile inherits them
+    held by a thread it does not have, so the child's own loader blocks on them forever (gunicorn
+    ``--preload`` forks its workers right after the app called ``instrument()``, while the loaders of price
+    and tokenizer data are still importing). A module registers ``wait`` before fork and ``reset`` in the
+    child; its loader imports inside ``importing()``."""
+
+    def __init__(self, wait_s: float = 3.0) -> None:
+        self.wait_s = wait_s
+        self._idle = threading.Event()
+        self._idle.set()
+
+    @contextlib.contextmanager
+    def importing(self) -> Iterator[None]:
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._idle.set()
+
+    def wait(self) -> None:
+        self._idle.wait(self.wait_s)
+
+    def reset(self) -> None:
+        self._idle = threading.Event()
+        self._idle.set()
 
 
 def _after_fork_in_child() -> None:

@@ -140,10 +140,6 @@ class ModelCall:
         proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self, reader.feed)
         return rewrap(proxy) if rewrap is not None else proxy
 
-    def on_chunk(self, chunk: Any) -> None:
-        if self._reader is not None and not self._ended:
-            self._reader.feed(chunk)
-
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None:
         """End a streamed call; ``completed`` only when the stream ran to its end."""
         if self._ended:

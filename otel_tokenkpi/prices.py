@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from ._safety import ImportGate
+
 logger = logging.getLogger("otel_tokenkpi")
 
 # OpenTelemetry gen_ai.provider.name -> genai-prices provider id, where they differ. Other names pass
@@ -91,9 +93,7 @@ _resolved_for: Any = None  # the DataSnapshot _resolved was computed from
 _updater: Any = None
 _refresh_requested = False
 _load_hook: Callable[[], None] | None = None  # tests: runs in the loader thread before the import
-_import_idle = threading.Event()  # cleared while the loader thread imports genai-prices (see _before_fork)
-_import_idle.set()
-_FORK_WAIT_S = 3.0
+_import_gate = ImportGate()  # a fork waits for the loader's import of genai-prices
 
 
 def start_loading() -> None:
@@ -221,13 +221,10 @@ def _load() -> None:
     try:
         if _load_hook is not None:
             _load_hook()
-        _import_idle.clear()  # a fork now waits for the import (see _before_fork)
-        try:
+        with _import_gate.importing():
             from genai_prices import data_snapshot
 
             data_snapshot.get_snapshot()  # builds the bundled data (imports genai_prices.data: part of the cost)
-        finally:
-            _import_idle.set()
         loaded = data_snapshot
     except ImportError:
         logger.debug("otel_tokenkpi: genai-prices is not installed, no cost attributes")
@@ -319,22 +316,11 @@ def _reset_for_tests() -> None:
         data_snapshot.set_custom_snapshot(None)
 
 
-def _before_fork() -> None:
-    """Let an import of genai-prices under way finish (at most ``_FORK_WAIT_S``) before the process forks.
-
-    Importing holds per-module import locks for its whole duration. A child forked meanwhile inherits them
-    held by a thread it does not have, so the child's own loader blocks on them forever and the child never
-    has prices (gunicorn ``--preload`` forks its workers right after the app called ``instrument()``, i.e.
-    within the ~0.2 s the import takes). Waiting here delays such a fork by what is left of the import.
-    """
-    _import_idle.wait(_FORK_WAIT_S)
-
-
 def _after_fork_in_child() -> None:
-    global _lock, _done, _thread, _import_idle
+    global _lock, _done, _thread
     finished = _done.is_set()
-    _lock, _done, _import_idle = threading.Lock(), threading.Event(), threading.Event()
-    _import_idle.set()
+    _lock, _done = threading.Lock(), threading.Event()
+    _import_gate.reset()
     if finished:
         _done.set()
     was_loading, _thread = _thread is not None, None
@@ -343,4 +329,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_import_gate.wait, after_in_child=_after_fork_in_child)

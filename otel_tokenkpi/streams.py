@@ -10,7 +10,7 @@ exhaustion, an error, ``close()``, the context manager's exit, and garbage
 collection of an abandoned stream.
 
 The proxies know nothing about providers: ``on_chunk`` is the adapter's
-reader and ``call`` is the lifecycle's :class:`~otel_tokenkpi.lifecycle.ModelCall`.
+reader's ``feed`` and ``owner`` is the lifecycle's :class:`~otel_tokenkpi.lifecycle.ModelCall`.
 """
 
 from __future__ import annotations
@@ -27,19 +27,17 @@ from ._safety import log_once
 class StreamOwner(Protocol):
     """What a proxy needs from the call it belongs to."""
 
-    def on_chunk(self, chunk: Any) -> None: ...
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None: ...
 
 
 class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     """What both proxies share: the call they belong to, and its end when an abandoned stream is collected."""
 
-    def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None] | None = None) -> None:
-        """``on_chunk``, when given, is called for each chunk instead of ``owner.on_chunk``: the reader's
-        own ``feed``, one call less per chunk."""
+    def __init__(self, stream: Any, owner: StreamOwner, on_chunk: Callable[[Any], None]) -> None:
+        """``on_chunk`` sees every chunk (the adapter's reader's ``feed``); ``owner`` hears of the end."""
         super().__init__(stream)
         self._self_owner = owner
-        self._self_on_chunk = on_chunk or owner.on_chunk  # bound once: this runs for every chunk
+        self._self_on_chunk = on_chunk
         self._self_iterator: Any = None
 
     def __del__(self) -> None:

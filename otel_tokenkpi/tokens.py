@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from ._safety import ImportGate
+
 logger = logging.getLogger("otel_tokenkpi")
 
 DOWNLOAD_ENV = "OTEL_INSTRUMENTATION_TOKENKPI_TOKENIZER_DOWNLOAD"
@@ -75,9 +77,7 @@ _thread: threading.Thread | None = None
 _warned = _allow_download = False
 _cache_size = 65536
 _load_hook: Callable[[str], None] | None = None  # tests: runs in the loader thread before each load
-_import_idle = threading.Event()  # cleared while the loader thread imports tiktoken (see _before_fork)
-_import_idle.set()
-_FORK_WAIT_S = 3.0
+_import_gate = ImportGate()  # a fork waits for the loader's import of tiktoken
 
 
 def encoding_name_for_model(model: str | None) -> str | None:
@@ -241,12 +241,9 @@ def _load_one(name: str) -> Any:
         if hashlib.sha256(data).hexdigest() != expected_sha256:
             logger.debug("otel_tokenkpi: %s data for %s fails its sha256 check", read.__name__, name)
             continue
-        _import_idle.clear()  # a fork now waits for the import (see _before_fork)
-        try:
+        with _import_gate.importing():
             import tiktoken
             from tiktoken_ext import openai_public as op
-        finally:
-            _import_idle.set()
 
         special = {op.ENDOFTEXT: 199999, op.ENDOFPROMPT: 200018}
         if name == "cl100k_base":
@@ -333,17 +330,9 @@ def _reset_for_tests() -> None:
         _cache.clear()
 
 
-def _before_fork() -> None:
-    """Let the loader's import of tiktoken finish (at most ``_FORK_WAIT_S``) before the process forks: a child
-    forked mid-import inherits the import's module locks held by a thread it does not have, and its own
-    loader would block on them forever (no exact counts in that child, ever)."""
-    _import_idle.wait(_FORK_WAIT_S)
-
-
 def _after_fork_in_child() -> None:
-    global _lock, _done, _cache_lock, _cache, _thread, _import_idle
-    _import_idle = threading.Event()
-    _import_idle.set()
+    global _lock, _done, _cache_lock, _cache, _thread
+    _import_gate.reset()
     _lock, _cache_lock = threading.Lock(), threading.Lock()
     _done = threading.Condition(_lock)
     _cache = OrderedDict()
@@ -353,4 +342,4 @@ def _after_fork_in_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    os.register_at_fork(before=_import_gate.wait, after_in_child=_after_fork_in_child)

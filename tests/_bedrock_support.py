@@ -26,6 +26,20 @@ CLAUDE = "anthropic.claude-3-5-sonnet-20240620-v1:0"
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 
 
+def _botocore_models_prompt_caching() -> bool:
+    """Older botocore (1.34.116, our floor) has no cachePoint / cacheReadInputTokens in its bedrock-runtime
+    model: it rejects the first and drops the second from responses (what the SDK returns, so what we record)."""
+    import botocore.session
+
+    usage = botocore.session.get_session().get_service_model("bedrock-runtime").shape_for("TokenUsage")
+    return "cacheReadInputTokens" in usage.members
+
+
+needs_prompt_caching = pytest.mark.skipif(
+    not _botocore_models_prompt_caching(), reason="this botocore's bedrock-runtime model has no prompt caching"
+)
+
+
 def make_client(url: str, config: Config = NO_RETRIES) -> Any:
     return boto3.client(
         "bedrock-runtime",

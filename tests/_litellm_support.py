@@ -19,7 +19,7 @@ from typing import Any  # noqa: E402
 import litellm  # noqa: E402
 import pytest  # noqa: E402
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM  # noqa: E402
-from conftest import Telemetry  # noqa: E402
+from conftest import Telemetry, instrumented_with  # noqa: E402
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
 from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor  # noqa: E402
@@ -89,15 +89,10 @@ def instrumentors() -> list[Any]:
 
 @pytest.fixture
 def ltelemetry(loaded_data: None, instrumentors: list[Any]) -> Iterator[Telemetry]:
-    """Every instrumentor litellm could reach through is on, recording into one Telemetry."""
-    t = Telemetry()
-    for instrumentor in instrumentors:
-        instrumentor.instrument(tracer_provider=t.tracer_provider, meter_provider=t.meter_provider)
-    try:
+    """Every instrumentor litellm could reach through is on, recording into one Telemetry (one instance per
+    class: the same ones the ``instrumentors`` fixture hands to tests)."""
+    with instrumented_with(*(type(instrumentor) for instrumentor in instrumentors)) as t:
         yield t
-    finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
 
 
 def run_waste_script(server: FakeOpenAIServer) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 from _bedrock_support import *  # noqa: F403 - fixtures: bedrock_server, fake, client, telemetry, capturing
-from _bedrock_support import CLAUDE, estimated, make_client, without_request_ids
+from _bedrock_support import CLAUDE, estimated, make_client, needs_prompt_caching, without_request_ids
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from opentelemetry.trace import SpanKind, StatusCode
@@ -58,20 +58,6 @@ HISTORY = [
         ],
     },
 ]
-
-
-def _botocore_models_prompt_caching() -> bool:
-    """Older botocore (1.34.116, our floor) has no cachePoint / cacheReadInputTokens in its bedrock-runtime
-    model: it rejects the first and drops the second from responses (what the SDK returns, so what we record)."""
-    import botocore.session
-
-    usage = botocore.session.get_session().get_service_model("bedrock-runtime").shape_for("TokenUsage")
-    return "cacheReadInputTokens" in usage.members
-
-
-needs_prompt_caching = pytest.mark.skipif(
-    not _botocore_models_prompt_caching(), reason="this botocore's bedrock-runtime model has no prompt caching"
-)
 
 
 def compact(value: Any) -> str:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from _bedrock_support import *  # noqa: F403 - fixtures: bedrock_server, fake, client, telemetry, capturing
-from _bedrock_support import CLAUDE, estimated
+from _bedrock_support import CLAUDE, estimated, needs_prompt_caching
 from botocore.eventstream import EventStream
 from botocore.exceptions import EventStreamError
 from urllib3.exceptions import ProtocolError
@@ -20,20 +20,6 @@ from otel_tokenkpi.testing.fake_bedrock import Reply, ToolCall
 MESSAGES = [{"role": "user", "content": [{"text": "Describe Paris in a few words."}]}]
 SYSTEM = [{"text": "You are brief."}]
 ANSWER = "Paris is bright, old and full of cafes."
-
-
-def _botocore_models_prompt_caching() -> bool:
-    """Older botocore (1.34.116, our floor) has no cachePoint / cacheReadInputTokens in its bedrock-runtime
-    model: it rejects the first and drops the second from responses (what the SDK returns, so what we record)."""
-    import botocore.session
-
-    usage = botocore.session.get_session().get_service_model("bedrock-runtime").shape_for("TokenUsage")
-    return "cacheReadInputTokens" in usage.members
-
-
-needs_prompt_caching = pytest.mark.skipif(
-    not _botocore_models_prompt_caching(), reason="this botocore's bedrock-runtime model has no prompt caching"
-)
 
 
 def stream(client, **extra):

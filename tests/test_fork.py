@@ -79,7 +79,7 @@ HARNESS = textwrap.dedent(
     from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
 
     if "nowait" in MODE:  # to see the failure the waits prevent
-        prices._FORK_WAIT_S = tokens._FORK_WAIT_S = 0
+        prices._import_gate.wait_s = tokens._import_gate.wait_s = 0
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(exporter)))

@@ -11,7 +11,7 @@ import httpx
 import openai
 import pytest
 from _groq_support import MODEL, USER, gfake, groq_client, groq_server  # noqa: F401 - fixtures
-from conftest import Telemetry
+from conftest import Telemetry, instrumented_with
 
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
@@ -34,15 +34,8 @@ class _ToFake(httpx.HTTPTransport):
 
 @pytest.fixture
 def both(loaded_data: None) -> Iterator[Telemetry]:
-    telemetry = Telemetry()
-    instrumentors = [GroqInstrumentor(), OpenAIInstrumentor()]
-    for instrumentor in instrumentors:
-        instrumentor.instrument(tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider)
-    try:
+    with instrumented_with(GroqInstrumentor, OpenAIInstrumentor) as telemetry:
         yield telemetry
-    finally:
-        for instrumentor in instrumentors:
-            instrumentor.uninstrument()
 
 
 @pytest.fixture

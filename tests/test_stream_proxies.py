@@ -66,7 +66,7 @@ class AsyncAwaitableClose(AsyncNoClose):
 
 def test_sync_proxy_without_close_has_no_close() -> None:
     owner = Owner()
-    stream = SyncStreamProxy(NoClose([1, 2]), owner)
+    stream = SyncStreamProxy(NoClose([1, 2]), owner, owner.on_chunk)
     assert not hasattr(stream, "close")
     with pytest.raises(AttributeError, match="close"):
         stream.close()
@@ -79,7 +79,7 @@ def test_sync_proxy_close_closes_and_ends_once() -> None:
         yield from range(5)
 
     owner, generator = Owner(), numbers()
-    stream = SyncStreamProxy(generator, owner)
+    stream = SyncStreamProxy(generator, owner, owner.on_chunk)
     assert next(stream) == 0
     assert stream.close() is None
     stream.close()
@@ -90,7 +90,7 @@ def test_sync_proxy_close_closes_and_ends_once() -> None:
 
 def test_async_proxy_without_close_has_no_close() -> None:
     owner = Owner()
-    stream = AsyncStreamProxy(AsyncNoClose([1, 2]), owner)
+    stream = AsyncStreamProxy(AsyncNoClose([1, 2]), owner, owner.on_chunk)
     assert not hasattr(stream, "close") and not hasattr(stream, "aclose")
 
     async def read() -> list[int]:
@@ -102,7 +102,7 @@ def test_async_proxy_without_close_has_no_close() -> None:
 
 def test_async_proxy_awaitable_close_ends_after_the_await() -> None:
     owner, wrapped = Owner(), AsyncAwaitableClose([1, 2])
-    stream = AsyncStreamProxy(wrapped, owner)
+    stream = AsyncStreamProxy(wrapped, owner, owner.on_chunk)
     pending = stream.close()
     assert owner.ends == [] and not wrapped.closed  # nothing happens until awaited, as on the stream
 

@@ -14,6 +14,7 @@ from typing import Any
 import openai
 import pytest
 import tiktoken
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, RESULT_1, RESULT_2, SYSTEM
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -27,13 +28,6 @@ from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
 
 O200K = tiktoken.get_encoding("o200k_base")
-
-SYSTEM = "You are a careful travel agent."
-ASK = "What's the weather in Paris?"
-ARGS = '{"city": "Paris", "unit": "C"}'
-ARGS_REORDERED = '{"unit": "C", "city": "Paris"}'
-RESULT_1 = '{"temp": 21, "sky": "clear"}'
-RESULT_2 = '{"temp": 21, "sky": "clear", "again": true}'
 
 
 def n(text: str) -> int:
