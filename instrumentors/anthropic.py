@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, deferred_call_wrapper, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint, deferred_call_wrapper
 from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages
@@ -71,10 +71,6 @@ MESSAGES = Endpoint(
 _RESOURCES = ("anthropic.resources.messages", "anthropic.resources.beta.messages")
 
 
-def _calls(is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, MESSAGES, is_async=is_async)
-
-
 def _deferred(is_async: bool) -> Any:
     return lambda recorder: deferred_call_wrapper(recorder, MESSAGES, defer_stream_request, is_async=is_async)
 
@@ -89,7 +85,7 @@ class AnthropicInstrumentor(TokenKPIInstrumentor):
         table = []
         for module in _RESOURCES:
             for cls, is_async in (("Messages", False), ("AsyncMessages", True)):
-                table.append(Patch(module, cls, "create", _calls(is_async)))
-                table.append(Patch(module, cls, "parse", _calls(is_async)))
-                table.append(Patch(module, cls, "stream", _deferred(is_async)))
+                table.append(Patch(module, cls, "create", MESSAGES))
+                table.append(Patch(module, cls, "parse", MESSAGES))
+                table.append(Patch(module, cls, "stream", make_wrapper=_deferred(is_async)))
         return table

@@ -173,4 +173,4 @@ class BedrockInstrumentor(TokenKPIInstrumentor):
     instruments = ("botocore >= 1.34.116",)
 
     def patches(self) -> list[Patch]:
-        return [Patch("botocore.client", "BaseClient", "_make_api_call", api_call_wrapper)]
+        return [Patch("botocore.client", "BaseClient", "_make_api_call", make_wrapper=api_call_wrapper)]

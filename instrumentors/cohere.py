@@ -18,13 +18,10 @@ swallows ``GeneratorExit`` (a bare ``except:`` round its ``yield``), so closing 
 
 from __future__ import annotations
 
-import importlib
-import inspect
 from typing import Any
 
-from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult
 
 from . import _cohere_chat as chat
@@ -97,31 +94,6 @@ CHAT_STREAM = Endpoint(
 EMBED = Endpoint(name="cohere.embed", read_request=_read_embed_request, read_response=_read_embed_response)
 
 
-def _method_kind(cls_name: str, method: str) -> str:
-    """``"asyncgen"``, ``"coroutine"`` or ``"plain"``; ``"missing"`` when the layout lacks it."""
-    try:
-        target = getattr(getattr(importlib.import_module(_MODULE), cls_name), method)
-    except (ImportError, AttributeError):
-        return "missing"
-    if inspect.isasyncgenfunction(target):
-        return "asyncgen"
-    return "coroutine" if inspect.iscoroutinefunction(target) else "plain"
-
-
-def _wrapper(endpoint: Endpoint, cls_name: str, method: str) -> Any:
-    kind = _method_kind(cls_name, method)
-    if kind == "asyncgen":
-        return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=False, async_iterator=True)
-    is_async = kind == "coroutine" or (kind == "missing" and cls_name.startswith("Async"))
-    if cls_name.startswith("Async") and not is_async:
-        log_once(
-            f"cohere:{cls_name}.{method}",
-            message=f"otel-tokenkpi: {cls_name}.{method} is neither a coroutine nor an async generator here; "
-            "instrumented as a plain call",
-        )
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-
 class CohereInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``cohere`` SDK's v2 client (entry point ``tokenkpi_cohere``)."""
 
@@ -132,5 +104,5 @@ class CohereInstrumentor(TokenKPIInstrumentor):
         table = []
         for cls_name in ("V2Client", "AsyncV2Client"):
             for method, endpoint in (("chat", CHAT), ("chat_stream", CHAT_STREAM), ("embed", EMBED)):
-                table.append(Patch(_MODULE, cls_name, method, _wrapper(endpoint, cls_name, method)))
+                table.append(Patch(_MODULE, cls_name, method, endpoint))
         return table

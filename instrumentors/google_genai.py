@@ -19,9 +19,8 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult, Usage
 
 from . import _google_genai_request as request_shapes
@@ -95,10 +94,6 @@ EMBEDDINGS = Endpoint(
 )
 
 
-def _calls(endpoint: Endpoint, is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-
 def _generate_methods() -> tuple[str, str]:
     """The per-request methods when this SDK version has them (async ones as coroutine functions,
     which the async wrapper can stand in for), else the public ones."""
@@ -114,15 +109,6 @@ def _generate_methods() -> tuple[str, str]:
     return _PER_REQUEST
 
 
-def _is_coroutine_method(cls_name: str, method: str) -> bool:
-    try:
-        from google.genai import models
-    except ImportError:
-        return True  # the patch table reports the missing module itself
-    target = getattr(getattr(models, cls_name, None), method, None)
-    return target is None or inspect.iscoroutinefunction(target)
-
-
 class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``google-genai`` SDK (entry point ``tokenkpi_google_genai``)."""
 
@@ -135,13 +121,6 @@ class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
         generate, stream = _generate_methods()
         table = []
         for method, endpoint in ((generate, GENERATE), (stream, GENERATE_STREAM), ("embed_content", EMBEDDINGS)):
-            table.append(Patch(_MODELS, "Models", method, _calls(endpoint, False)))
-            # An async *generator* function (google-genai < 1.0's stream) cannot be wrapped by a coroutine.
-            if _is_coroutine_method("AsyncModels", method):
-                table.append(Patch(_MODELS, "AsyncModels", method, _calls(endpoint, True)))
-            else:
-                log_once(
-                    f"google_genai:AsyncModels.{method}",
-                    message=f"otel-tokenkpi: AsyncModels.{method} is not a coroutine here; not instrumented",
-                )
+            table.append(Patch(_MODELS, "Models", method, endpoint))
+            table.append(Patch(_MODELS, "AsyncModels", method, endpoint))
         return table

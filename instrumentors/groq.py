@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest
 
 from . import _openai_chat as chat
@@ -57,8 +57,6 @@ class GroqInstrumentor(TokenKPIInstrumentor):
 
     def patches(self) -> list[Patch]:
         return [
-            Patch(_CHAT, "Completions", "create", lambda recorder: model_call_wrapper(recorder, CHAT, is_async=False)),
-            Patch(
-                _CHAT, "AsyncCompletions", "create", lambda recorder: model_call_wrapper(recorder, CHAT, is_async=True)
-            ),
+            Patch(_CHAT, "Completions", "create", CHAT),
+            Patch(_CHAT, "AsyncCompletions", "create", CHAT),
         ]

@@ -29,7 +29,7 @@ import sys
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest
 
 from . import _litellm_shapes as shapes
@@ -102,24 +102,20 @@ EMBEDDINGS = Endpoint(
 
 _CHAT_DISPATCH = "litellm.chat_completions.dispatch"
 _EMBEDDINGS_DISPATCH = "litellm.embeddings.dispatch"
-# (function name, endpoint, is_async) for the public names and for litellm.main.
+# (function name, endpoint) for the public names and for litellm.main.
 _FUNCTIONS = (
-    ("completion", CHAT, False),
-    ("acompletion", CHAT, True),
-    ("embedding", EMBEDDINGS, False),
-    ("aembedding", EMBEDDINGS, True),
+    ("completion", CHAT),
+    ("acompletion", CHAT),
+    ("embedding", EMBEDDINGS),
+    ("aembedding", EMBEDDINGS),
 )
-# What the dispatch modules captured from litellm.main at import: (module, name, endpoint, is_async).
+# What the dispatch modules captured from litellm.main at import: (module, name, endpoint).
 _CAPTURED = (
-    (_CHAT_DISPATCH, "_PYTHON_COMPLETION", CHAT, False),
-    (_CHAT_DISPATCH, "_PYTHON_ACOMPLETION", CHAT, True),
-    (_EMBEDDINGS_DISPATCH, "_PYTHON_EMBEDDING", EMBEDDINGS, False),
-    (_EMBEDDINGS_DISPATCH, "_PYTHON_AEMBEDDING", EMBEDDINGS, True),
+    (_CHAT_DISPATCH, "_PYTHON_COMPLETION", CHAT),
+    (_CHAT_DISPATCH, "_PYTHON_ACOMPLETION", CHAT),
+    (_EMBEDDINGS_DISPATCH, "_PYTHON_EMBEDDING", EMBEDDINGS),
+    (_EMBEDDINGS_DISPATCH, "_PYTHON_AEMBEDDING", EMBEDDINGS),
 )
-
-
-def _calls(endpoint: Endpoint, is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
 
 
 class LiteLLMInstrumentor(TokenKPIInstrumentor):
@@ -131,14 +127,8 @@ class LiteLLMInstrumentor(TokenKPIInstrumentor):
 
     def patches(self) -> list[Patch]:
         table = [
-            Patch(module, "", name, _calls(endpoint, is_async))
-            for module in ("litellm", "litellm.main")
-            for name, endpoint, is_async in _FUNCTIONS
+            Patch(module, "", name, endpoint) for module in ("litellm", "litellm.main") for name, endpoint in _FUNCTIONS
         ]
         # Releases without the dispatch modules call litellm.main directly: nothing captured to patch.
-        table += [
-            Patch(module, "", name, _calls(endpoint, is_async))
-            for module, name, endpoint, is_async in _CAPTURED
-            if module in sys.modules
-        ]
+        table += [Patch(module, "", name, endpoint) for module, name, endpoint in _CAPTURED if module in sys.modules]
         return table

@@ -19,7 +19,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _mistral_chat as chat
@@ -103,10 +103,6 @@ EMBEDDINGS = Endpoint(
 )
 
 
-def _calls(endpoint: Endpoint, is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-
 def _has_client_layout() -> bool:
     try:
         return importlib.util.find_spec(_CHAT) is not None
@@ -134,6 +130,6 @@ class MistralInstrumentor(TokenKPIInstrumentor):
             (_EMBEDDINGS, "Embeddings", (("create", EMBEDDINGS),)),
         ):
             for method, endpoint in methods:
-                table.append(Patch(module, cls, method, _calls(endpoint, False)))
-                table.append(Patch(module, cls, f"{method}_async", _calls(endpoint, True)))
+                table.append(Patch(module, cls, method, endpoint))
+                table.append(Patch(module, cls, f"{method}_async", endpoint))
         return table

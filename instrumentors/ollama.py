@@ -24,7 +24,7 @@ from typing import Any
 
 from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult
 
 from . import _ollama_request as requests
@@ -33,7 +33,7 @@ from ._shapes import get, new_request, server_of
 
 PROVIDER = "ollama"
 _MODULE = "ollama._client"
-_CLASSES = (("Client", False), ("AsyncClient", True))
+_CLASSES = ("Client", "AsyncClient")
 _MODULE_FUNCTIONS = ("chat", "generate", "embed", "embeddings")
 
 
@@ -110,10 +110,6 @@ def _installed_class(name: str) -> Any:
         return None
 
 
-def _calls(endpoint: Endpoint, is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-
 class OllamaInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``ollama`` SDK (entry point ``tokenkpi_ollama``)."""
 
@@ -123,13 +119,13 @@ class OllamaInstrumentor(TokenKPIInstrumentor):
 
     def patches(self) -> list[Patch]:
         table = []
-        for cls_name, is_async in _CLASSES:
+        for cls_name in _CLASSES:
             cls = _installed_class(cls_name)
             for method, endpoint in ENDPOINTS.items():
                 if cls is not None and callable(getattr(cls, method, None)):
                     names = positional_names(cls, method, endpoint.positional)
                     endpoint = dataclasses.replace(endpoint, positional=names)
-                table.append(Patch(_MODULE, cls_name, method, _calls(endpoint, is_async)))
+                table.append(Patch(_MODULE, cls_name, method, endpoint))
         return table
 
     def _instrument(self, **kwargs: Any) -> None:

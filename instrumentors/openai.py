@@ -14,7 +14,7 @@ import dataclasses
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper, stream_helper_wrapper
+from otel_tokenkpi.lifecycle import Endpoint, stream_helper_wrapper
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
@@ -123,10 +123,6 @@ def _ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
         kwargs["stream_options"] = {"include_usage": True}
 
 
-def _calls(endpoint: Endpoint, is_async: bool) -> Any:
-    return lambda recorder: model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-
 class OpenAIInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``openai`` SDK (entry point ``tokenkpi_openai``)."""
 
@@ -144,12 +140,12 @@ class OpenAIInstrumentor(TokenKPIInstrumentor):
             (_EMBEDDINGS, "Embeddings", "AsyncEmbeddings", EMBEDDINGS, ("create",)),
         ):
             for method in methods:
-                table.append(Patch(module, sync_cls, method, _calls(endpoint, False)))
-                table.append(Patch(module, async_cls, method, _calls(endpoint, True)))
+                table.append(Patch(module, sync_cls, method, endpoint))
+                table.append(Patch(module, async_cls, method, endpoint))
         for module, sync_cls, async_cls in (
             (_CHAT, "Completions", "AsyncCompletions"),
             (_RESPONSES, "Responses", "AsyncResponses"),
         ):
-            table.append(Patch(module, sync_cls, "stream", stream_helper_wrapper))
-            table.append(Patch(module, async_cls, "stream", stream_helper_wrapper))
+            table.append(Patch(module, sync_cls, "stream", make_wrapper=stream_helper_wrapper))
+            table.append(Patch(module, async_cls, "stream", make_wrapper=stream_helper_wrapper))
         return table

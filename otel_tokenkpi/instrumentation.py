@@ -10,6 +10,7 @@ instrumented.
 from __future__ import annotations
 
 import importlib
+import inspect
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +22,59 @@ from opentelemetry.instrumentation.utils import unwrap
 
 from . import api, options, prices, tokens
 from ._safety import log_once, logger
+from .lifecycle import Endpoint, model_call_wrapper
 from .recorder import Recorder
 from .version import __version__
 
 
 @dataclass(frozen=True)
 class Patch:
-    """``module.cls.method`` is replaced by ``make_wrapper(recorder)``; with ``cls=""``, the module-level
-    function ``module.method`` (e.g. a reference a library captured at import time)."""
+    """Where a model call lives, and how to read it.
+
+    ``module.cls.method`` (with ``cls=""``, the module-level function ``module.method``, e.g. a reference
+    a library captured at import time) is wrapped by the call lifecycle for ``endpoint``; the core picks
+    the wrapper's flavour (sync, coroutine, async generator) by inspecting the method, so an adapter
+    never does. ``make_wrapper`` instead of ``endpoint`` is for the few methods that are not one model
+    call each (a ``stream()`` helper, botocore's generic ``_make_api_call``).
+    """
 
     module: str
     cls: str
     method: str
-    make_wrapper: Callable[[Recorder], Callable[..., Any]]
+    endpoint: Endpoint | None = None
+    make_wrapper: Callable[[Recorder], Callable[..., Any]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.endpoint is None) == (self.make_wrapper is None):
+            raise TypeError("Patch takes exactly one of endpoint= or make_wrapper=")
+
+    def wrapper(self, recorder: Recorder, target: Callable[..., Any]) -> Callable[..., Any]:
+        if self.make_wrapper is not None:
+            return self.make_wrapper(recorder)
+        assert self.endpoint is not None  # __post_init__
+        flavour = call_flavour(target)
+        return model_call_wrapper(
+            recorder, self.endpoint, is_async=flavour == "coroutine", async_iterator=flavour == "async_generator"
+        )
+
+
+def call_flavour(target: Callable[..., Any]) -> str:
+    """``"coroutine"``, ``"async_generator"`` or ``"sync"``: what calling ``target`` gives back.
+
+    Decorators hide it (openai's ``required_args`` wraps an ``async def`` in a plain function that
+    returns its coroutine), so the ``__wrapped__`` chain that ``functools.wraps`` and wrapt leave is
+    followed down to the function that was written."""
+    seen: Any = target
+    for _ in range(32):  # a chain that long is a cycle, not decorators
+        function = getattr(seen, "__func__", seen)  # a bound or class method: its function
+        if inspect.isasyncgenfunction(function):
+            return "async_generator"
+        if inspect.iscoroutinefunction(function):
+            return "coroutine"
+        seen = getattr(function, "__wrapped__", None)
+        if seen is None:
+            break
+    return "sync"
 
 
 class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -106,22 +147,23 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrapt.register_post_import_hook(on_import, module)
 
     def _apply(self, patch: Patch) -> None:
-        target = ".".join(part for part in (patch.module, patch.cls, patch.method) if part)
+        where = ".".join(part for part in (patch.module, patch.cls, patch.method) if part)
         try:
             owner = importlib.import_module(patch.module)
             if patch.cls:
                 owner = getattr(owner, patch.cls)
-            if not callable(getattr(owner, patch.method, None)):
+            target = getattr(owner, patch.method, None)
+            if not callable(target):
                 raise AttributeError(patch.method)
         except (ImportError, AttributeError):
             log_once(
-                f"missing:{target}",
-                message=f"otel-tokenkpi: {target} not found in the installed version; not instrumented",
+                f"missing:{where}",
+                message=f"otel-tokenkpi: {where} not found in the installed version; not instrumented",
             )
             return
-        wrapt.wrap_function_wrapper(owner, patch.method, patch.make_wrapper(self._recorder))
+        wrapt.wrap_function_wrapper(owner, patch.method, patch.wrapper(self._recorder, target))
         self._applied.append((owner, patch.method))
-        logger.debug("otel-tokenkpi: instrumented %s", target)
+        logger.debug("otel-tokenkpi: instrumented %s", where)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         recorder = getattr(self, "_recorder", None)

@@ -324,7 +324,7 @@ def test_a_missing_method_warns_once_and_the_rest_is_instrumented(loaded_data, g
 
     telemetry = Telemetry()
     instrumentor = GroqInstrumentor()
-    missing = Patch("groq.resources.chat.completions", "Completions", "gone", lambda recorder: None)
+    missing = Patch("groq.resources.chat.completions", "Completions", "gone", make_wrapper=lambda recorder: None)
     monkeypatch.setattr(instrumentor, "patches", lambda: [missing, *GroqInstrumentor.patches(instrumentor)])
     with caplog.at_level(logging.WARNING):
         instrumentor.instrument(tracer_provider=telemetry.tracer_provider)

@@ -114,8 +114,10 @@ def test_missing_method_is_skipped_with_one_warning(caplog, fake, openai_client)
         _instance = None  # BaseInstrumentor keeps one instance per class
 
         def patches(self):
-            missing = Patch("openai.resources.chat.completions", "Completions", "no_such_method", lambda r: None)
-            gone = Patch("openai.no_such_module", "X", "create", lambda r: None)
+            missing = Patch(
+                "openai.resources.chat.completions", "Completions", "no_such_method", make_wrapper=lambda r: None
+            )
+            gone = Patch("openai.no_such_module", "X", "create", make_wrapper=lambda r: None)
             return [missing, gone, *super().patches()]
 
     exporter = InMemorySpanExporter()

@@ -161,7 +161,9 @@ class _AbsentLibraryInstrumentor(TokenKPIInstrumentor):
     instruments = ("surely-not-an-installed-library >= 1",)
 
     def patches(self) -> list[Patch]:
-        return [Patch("surely_not_installed.api", "Client", "create", lambda recorder: lambda *a, **k: None)]
+        return [
+            Patch("surely_not_installed.api", "Client", "create", make_wrapper=lambda recorder: lambda *a, **k: None)
+        ]
 
 
 def test_an_absent_library_is_skipped_quietly_under_skip_dep_check(caplog: pytest.LogCaptureFixture) -> None:
@@ -183,7 +185,7 @@ class _TooOldLibraryInstrumentor(TokenKPIInstrumentor):  # not a subclass of the
     instruments = ("pytest >= 999",)  # installed, at a release below this "floor"
 
     def patches(self) -> list[Patch]:
-        return [Patch("pytest", "Client", "create", lambda recorder: lambda *a, **k: None)]
+        return [Patch("pytest", "Client", "create", make_wrapper=lambda recorder: lambda *a, **k: None)]
 
 
 def test_an_installed_release_outside_the_range_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
