@@ -31,7 +31,7 @@ def _tool_call(call: ToolCall) -> None:
 
 
 def _item(item: ContextItem) -> None:
-    if item.fingerprint is not None or item.count is not None:
+    if item.memo.fingerprint is not None or item.memo.count is not None:
         return
     if type(item.role) is not str or type(item.text) is not str or type(item.tool_call_id) is not str:
         item.role, item.text, item.tool_call_id = _text(item.role) or "user", _text(item.text), _text(item.tool_call_id)
@@ -42,7 +42,7 @@ def _item(item: ContextItem) -> None:
 
 
 def _tool(tool: ToolDefinition) -> None:
-    if tool.count is None:
+    if tool.memo.count is None:
         tool.name, tool.description = _text(tool.name), _text(tool.description)
         tool.parameters_json = _text(tool.parameters_json)
 

@@ -46,32 +46,36 @@ def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
     return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
 
 
-def _counted(part: ContextItem | ToolDefinition, model: str | None) -> bool:
-    """True when an earlier call already counted this (re-sent) part exactly."""
-    return part.counted_for == model and part.count is not None and part.count.exact
+def _counted(part: ContextItem | ToolDefinition, model: str | None) -> tokens.TokenCount | None:
+    """The exact count an earlier call made of this (re-sent) part for ``model``, if any."""
+    memo = part.memo
+    count = memo.count
+    return count if count is not None and count.exact and memo.counted_for == model else None
 
 
 def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
     """An item's tokens: its text plus its tool calls' names and arguments."""
-    if _counted(item, model):
-        return item.count
+    if (known := _counted(item, model)) is not None:
+        return known
     count = tokens.count_text(item.text, model) if item.text else tokens.TokenCount(0, True)
     total, exact = count.tokens, count.exact
     for call in item.tool_calls:
         c = count_tool_call(call, model)
         total += c.tokens
         exact = exact and c.exact
-    item.count, item.counted_for = tokens.TokenCount(total, exact), model
-    return item.count
+    count = item.memo.count = tokens.TokenCount(total, exact)
+    item.memo.counted_for = model
+    return count
 
 
 def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
     """Name, description and compact JSON schema (DESIGN.md "Counting")."""
-    if _counted(tool, model):
-        return tool.count
+    if (known := _counted(tool, model)) is not None:
+        return known
     parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
-    tool.count, tool.counted_for = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts)), model
-    return tool.count
+    count = tool.memo.count = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts))
+    tool.memo.counted_for = model
+    return count
 
 
 def count_parts(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> ContextCounts:
@@ -127,10 +131,10 @@ _BACKGROUND_MIN_CHARS = 2048
 def uncounted_chars(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> int:
     chars = 0
     for item in items:
-        if not _counted(item, model):
+        if _counted(item, model) is None:
             chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
     for tool in tools:
-        if not _counted(tool, model):
+        if _counted(tool, model) is None:
             chars += len(tool.parameters_json) + len(tool.description)
     return chars
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Hashable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from . import prices
@@ -21,12 +22,11 @@ from . import semconv as sc
 from .counting import (
     BackgroundCounter,
     ContextCounts,
-    count_item,
-    count_tool_call,
     count_tool_definitions,
     estimate_missing_usage,
 )
 from .history import HistoryFold, fold_history, resume_point
+from .identity import request_fingerprint
 from .kpi_metrics import KPIMetrics, metric_user_attributes
 from .record import CallRecord, CallRequest, CallResult, CallScope, Usage
 from .rollup import CallSummary, Rollup
@@ -35,13 +35,24 @@ from .waste import (
     Waste,
     WasteFindings,
     apportion,
-    find_duplicates,
+    duplicate_tokens,
+    duplicate_tool_calls,
     is_truncated,
-    request_fingerprint,
+    repeated_request,
     split_resent_new,
-    tool_call_key,
+    uncached_resent_tokens,
     waste_attributes,
 )
+
+
+@dataclass(slots=True)
+class Assessment:
+    """What the engine makes of one finished call: its ``tokenkpi.*`` attributes, and the usage they
+    were computed from (the provider's, or an estimate where it reported none: then the attributes say
+    ``tokenkpi.tokens.estimated``). The call record itself is never changed."""
+
+    attributes: dict[str, Any]
+    usage: Usage | None
 
 
 class Engine:
@@ -88,40 +99,53 @@ class Engine:
     def call_attributes(
         self, record: CallRecord, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
     ) -> dict[str, Any]:
+        """The call's ``tokenkpi.*`` attributes (:meth:`assess` without the usage)."""
+        return self.assess(record, prepared, metrics).attributes
+
+    def assess(
+        self, record: CallRecord, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
+    ) -> Assessment:
+        """Counts, rules, state, prices, roll-ups and metrics for one finished call, in that order."""
         request, result, scope = record.request, record.result, record.scope
         attrs: dict[str, Any] = {}
-        context: ContextCounts | None = None
-        history: HistoryFold | None = None
-        estimated = False
-        if request.operation != "embeddings" and request.content_known:
-            _wait_for(prepared)  # the new items' counts, cached on them
-            history = fold_history(request, self.exempt_tools)
-            definitions, definitions_exact = count_tool_definitions(request.tools, request.model)
-            context = ContextCounts(
-                history.tokens,
-                history.system_tokens,
-                history.tool_result_tokens,
-                definitions,
-                history.exact and definitions_exact,
-            )
-            estimated = not context.exact
+        context, history = self._count_context(request, prepared)
+        estimated = context is not None and not context.exact
+        if context is not None:
             attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
             attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
             attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] = context.tool_definitions
             attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] = context.tool_results
-        if result is not None and context is not None:  # a foreign span without content: unknown, not 0
-            attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
-        if result is not None:
-            estimated_usage = estimate_missing_usage(record, context)
-            if estimated_usage is not None:
-                result.usage = estimated_usage
-                estimated = True
+            if result is not None:  # a foreign span without content: unknown, not 0
+                attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
         usage = result.usage if result is not None else None
+        if result is not None and (estimated_usage := estimate_missing_usage(record, context)) is not None:
+            usage, estimated = estimated_usage, True
         price_info = _price_info(request, result)
         attrs.update(_price_attributes(request, price_info, usage))
 
         state = self._conversation_state(scope)
-        findings, duplicates_in_response = self._findings(record, context, history, usage, state, attrs)
+        findings = WasteFindings(failed=record.error_type is not None)
+        duplicate_calls = 0
+        if context is not None and history is not None:
+            resent, new = split_resent_new(history, request.server_history_ref, context.tool_definitions)
+            if request.server_history_ref is not None and usage is not None and usage.input_tokens is not None:
+                # History the server holds is input the request does not carry: already seen by the model.
+                resent += max(0, usage.input_tokens - context.total)
+            attrs[sc.CONTEXT_RESENT_TOKENS] = resent
+            attrs[sc.CONTEXT_NEW_TOKENS] = new
+            duplicates = duplicate_tool_calls(history, request, result, state, findings.failed)
+            findings.duplicate_output_tokens, findings.duplicate_input_tokens = duplicate_tokens(
+                duplicates, request.model
+            )
+            duplicate_calls = len(duplicates.calls)
+            if result is not None:
+                attrs[sc.TOOL_CALLS_DUPLICATE_COUNT] = duplicate_calls
+            findings.uncached_resent_tokens = uncached_resent_tokens(resent, usage)
+        if result is not None and result.outputs:
+            findings.truncated = is_truncated(result)
+        if state is not None and request.content_known:
+            fingerprint = request_fingerprint(request, history)
+            findings.repeated = repeated_request(fingerprint, scope.started_at, state, findings.failed)
         waste = apportion(findings, usage)
         attrs.update(waste_attributes(waste, usage))
         waste_cost = _waste_cost(price_info, waste, attrs.get(sc.COST_USD))
@@ -132,7 +156,7 @@ class Engine:
 
         if state is not None:
             _remember_outcome_target(state, scope, usage)
-        self._feed_rollups(record, context, usage, waste, attrs, duplicates_in_response)
+        self._feed_rollups(record, context, usage, waste, attrs, duplicate_calls)
         kpi_metrics = metrics or self.default_metrics()
         kpi_metrics.record_call(
             record,
@@ -141,62 +165,26 @@ class Engine:
             attrs.get(sc.CONTEXT_UTILIZATION),
             metric_user_attributes(scope.user_attributes, self.metric_user_attributes),
         )
-        return attrs
+        return Assessment(attrs, usage)
 
-    def _findings(
-        self,
-        record: CallRecord,
-        context: ContextCounts | None,
-        history: HistoryFold | None,
-        usage: Usage | None,
-        state: ConversationState | None,
-        attrs: dict[str, Any],
-    ) -> tuple[WasteFindings, int]:
-        """Run every rule whose inputs are present; write the context split and duplicate count."""
-        request, result = record.request, record.result
-        findings = WasteFindings(failed=record.error_type is not None)
-        duplicate_calls = 0
-        if context is not None and history is not None:
-            resent, new = split_resent_new(history, request.server_history_ref, context.tool_definitions)
-            if request.server_history_ref is not None and usage is not None and usage.input_tokens is not None:
-                # History the server holds is input the request does not carry: already seen by the model.
-                resent += max(0, usage.input_tokens - context.total)
-            attrs[sc.CONTEXT_RESENT_TOKENS] = resent
-            attrs[sc.CONTEXT_NEW_TOKENS] = new
-            held_keys: Any = ()
-            held_duplicates: Any = ()
-            if state is not None and request.server_history_ref is not None:
-                held_keys, held_duplicates = set(state.tool_keys), set(state.duplicate_call_ids)
-            duplicates = find_duplicates(history, result, held_keys, held_duplicates)
-            if state is not None and duplicates.results:
-                # DESIGN: a duplicate's result is waste only on the call that FIRST sends it back.
-                with state.lock:
-                    duplicates.results = [i for i in duplicates.results if not state.charged_before(i.tool_call_id)]
-                    if record.error_type is None:  # a failed call's messages count as not seen
-                        state.remember_charged_results([i.tool_call_id for i in duplicates.results])
-            model = request.model
-            findings.duplicate_output_tokens = sum(count_tool_call(c, model).tokens for c in duplicates.calls)
-            findings.duplicate_input_tokens = sum(count_item(i, model).tokens for i in duplicates.results)
-            duplicate_calls = len(duplicates.calls)
-            if result is not None:
-                attrs[sc.TOOL_CALLS_DUPLICATE_COUNT] = duplicate_calls
-            if usage is not None:
-                findings.uncached_resent_tokens = max(0, resent - (usage.cache_read_tokens or 0))
-            if state is not None and result is not None and record.error_type is None and result.tool_calls:
-                with state.lock:
-                    state.remember_tool_calls(
-                        [tool_call_key(c) for c in result.tool_calls], [c.id for c in duplicates.calls if c.id]
-                    )
-        if result is not None and result.outputs:
-            findings.truncated = is_truncated(result)
-        if state is not None and request.content_known:
-            fingerprint = request_fingerprint(request, history)
-            started_at = record.scope.started_at
-            with state.lock:
-                findings.repeated = state.started_earlier(fingerprint, started_at)
-                if record.error_type is None:  # a failed call's request counts as not seen
-                    state.remember_request(fingerprint, started_at)
-        return findings, duplicate_calls
+    def _count_context(
+        self, request: CallRequest, prepared: Future[ContextCounts] | None
+    ) -> tuple[ContextCounts | None, HistoryFold | None]:
+        """The request's local counts by part, and its history fold; (None, None) when its content is
+        unknown (a foreign span without content) or not context (embeddings)."""
+        if request.operation == "embeddings" or not request.content_known:
+            return None, None
+        _wait_for(prepared)  # the new items' counts, cached on them
+        history = fold_history(request, self.exempt_tools)
+        definitions, definitions_exact = count_tool_definitions(request.tools, request.model)
+        context = ContextCounts(
+            history.tokens,
+            history.system_tokens,
+            history.tool_result_tokens,
+            definitions,
+            history.exact and definitions_exact,
+        )
+        return context, history
 
     # -- state ---------------------------------------------------------------
     def _conversation_state(self, scope: CallScope) -> ConversationState | None:
@@ -263,7 +251,7 @@ class Engine:
             context_utilization=attrs.get(sc.CONTEXT_UTILIZATION),
         )
         if context is not None:  # count_tool_definitions cached each definition's count on it
-            summary.offered_tools = [(t.name, t.count.tokens if t.count else 0) for t in record.request.tools]
+            summary.offered_tools = [(t.name, t.memo.count.tokens if t.memo.count else 0) for t in record.request.tools]
         if result is not None:
             summary.used_tools = {call.name for call in result.tool_calls}
         for rollup in scope.rollups:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .counting import count_item
+from .identity import item_fingerprint, tool_call_key
 from .record import CallRequest, ContextItem
-from .waste import item_fingerprint, tool_call_key
 
 # How far back from the end to look for a remembered fold: the new items of one turn.
 _MAX_NEW_ITEMS = 32
@@ -69,7 +69,7 @@ class HistoryFold:
                 if key in self.tool_call_keys and call.id:
                     self.duplicate_call_ids.add(call.id)
                 self.tool_call_keys.add(key)
-        fingerprint = item.fingerprint
+        fingerprint = item.memo.fingerprint
         self.fingerprint = hash((self.fingerprint, fingerprint if fingerprint is not None else item_fingerprint(item)))
         self.items += 1
 
@@ -93,7 +93,7 @@ class HistoryFold:
 
 
 @dataclass(slots=True)
-class _Remembered:
+class RememberedFold:
     """A fold, and the ids of the items it covers (ids, not items: nothing is kept alive)."""
 
     item_ids: tuple[int, ...]
@@ -109,8 +109,8 @@ def resume_point(
     if last + 1 < _REMEMBER_MIN_ITEMS:
         return 0, None
     for index in range(last, max(-1, last - _MAX_NEW_ITEMS), -1):
-        remembered = messages[index].history
-        if not isinstance(remembered, _Remembered):
+        remembered = messages[index].memo.fold
+        if remembered is None:
             continue
         fold = remembered.fold
         if (
@@ -133,7 +133,7 @@ def fold_history(request: CallRequest, exempt_tools: frozenset[str] = frozenset(
         fold.add(item)
     if len(messages) >= _REMEMBER_MIN_ITEMS:
         if start and start < len(messages):
-            messages[start - 1].history = None  # one remembered fold per conversation, at its end
+            messages[start - 1].memo.fold = None  # one remembered fold per conversation, at its end
         # Stored as is: callers only read the fold, and the next request resumes from a copy.
-        messages[-1].history = _Remembered(tuple(map(id, messages)), fold)
+        messages[-1].memo.fold = RememberedFold(tuple(map(id, messages)), fold)
     return fold

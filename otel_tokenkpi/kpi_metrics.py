@@ -9,12 +9,15 @@ attributes join only when the user opts in, since they may be unbounded.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
 
 from . import semconv as sc
 from .record import CallRecord
+
+if TYPE_CHECKING:
+    from .waste import WasteKind
 
 SCOPE = "otel_tokenkpi"
 
@@ -41,7 +44,7 @@ class KPIMetrics:
     def record_call(
         self,
         record: CallRecord,
-        waste_by_kind: dict[str, int],
+        waste_by_kind: dict[WasteKind, int],
         cost_usd: float | None,
         utilization: float | None,
         user_attributes: dict[str, Any],
@@ -53,7 +56,7 @@ class KPIMetrics:
             attrs[sc.REQUEST_MODEL] = request.model
         for kind, tokens in waste_by_kind.items():
             if tokens > 0:
-                self.waste_tokens.add(tokens, {**attrs, sc.WASTE_KIND: kind})
+                self.waste_tokens.add(tokens, {**attrs, sc.WASTE_KIND: kind.value})
         if cost_usd is not None:
             self.cost.add(cost_usd, attrs)
         if utilization is not None:

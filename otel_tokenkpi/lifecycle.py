@@ -32,6 +32,7 @@ from . import scope as call_scope
 from . import semconv as sc
 from ._safety import IN_MODEL_CALL, log_once, run_hook
 from .record import CallRecord, CallRequest, CallResult, CallScope
+from .recorder import Recorder
 from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
 
 
@@ -103,7 +104,7 @@ class ModelCall:
         "_prepared",
     )
 
-    def __init__(self, recorder: Any, endpoint: Endpoint, request: CallRequest) -> None:
+    def __init__(self, recorder: Recorder, endpoint: Endpoint, request: CallRequest) -> None:
         self.recorder = recorder
         self.endpoint = endpoint
         self.request = request
@@ -195,7 +196,7 @@ def _materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
 
 
 def _begin(
-    recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], args: tuple = ()
+    recorder: Recorder, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], args: tuple = ()
 ) -> ModelCall | None:
     _materialize(endpoint, kwargs)
     if endpoint.adjust is not None:
@@ -223,7 +224,7 @@ def _fail(call: ModelCall, exc: BaseException) -> None:
 
 
 def model_call_wrapper(
-    recorder: Any, endpoint: Endpoint, *, is_async: bool, async_iterator: bool = False
+    recorder: Recorder, endpoint: Endpoint, *, is_async: bool, async_iterator: bool = False
 ) -> Callable[..., Any]:
     """A wrapt wrapper for one client method; ``recorder`` records the calls.
 
@@ -287,7 +288,7 @@ def _raise(exc: BaseException) -> None:
     raise exc
 
 
-def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
+def stream_helper_wrapper(recorder: Recorder) -> Callable[..., Any]:
     """Wrap a ``stream()`` helper that returns a context manager and calls the
     (wrapped) ``create`` inside ``__enter__``: the span comes from ``create``;
     this only makes the helper's exit end it."""
@@ -302,7 +303,7 @@ def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
 
 
 def deferred_call_wrapper(
-    recorder: Any, endpoint: Endpoint, defer: Callable[[Any, Callable[[Any], Any]], bool], *, is_async: bool
+    recorder: Recorder, endpoint: Endpoint, defer: Callable[[Any, Callable[[Any], Any]], bool], *, is_async: bool
 ) -> Callable[..., Any]:
     """Wrap a helper that builds its request now and sends it later, not through a wrapped method.
 

@@ -9,7 +9,12 @@ one lifecycle serve every provider (the same split as opentelemetry-util-genai).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from .history import RememberedFold
+    from .rollup import Rollup
+    from .tokens import TokenCount
 
 AttributeValue = Union[str, bool, int, float, "list[str]", "list[int]", "list[float]", "list[bool]"]
 
@@ -26,14 +31,30 @@ class ToolCall:
 
 
 @dataclass(slots=True)
+class PartMemo:
+    """What the engine worked out about one part of a request, kept on the part.
+
+    Adapters hand back the same object for a message that is re-sent (their identity memo,
+    docs/architecture.md), so a long agent history is counted and fingerprinted once, not every turn.
+    Only the engine writes here; adapters never read it.
+    """
+
+    counted_for: str | None = None  # the model ``count`` is for (counts differ by encoding)
+    count: TokenCount | None = None
+    fingerprint: int | None = None  # otel_tokenkpi.identity.item_fingerprint
+    # On a request's last item: the history fold up to here, so that the next request that starts with
+    # the same items resumes from it (otel_tokenkpi.history).
+    fold: RememberedFold | None = None
+
+
+@dataclass(slots=True)
 class ToolDefinition:
     """A tool offered to the model. ``parameters_json`` is compact JSON."""
 
     name: str
     description: str = ""
     parameters_json: str = ""
-    counted_for: str | None = None
-    count: Any = None
+    memo: PartMemo = field(default_factory=PartMemo)
 
 
 @dataclass(slots=True)
@@ -52,15 +73,7 @@ class ContextItem:
     # True for top-level instructions (Responses ``instructions``, Anthropic ``system``):
     # recorded as gen_ai.system_instructions, not as a chat message.
     is_instructions: bool = False
-    # The engine's count of this item for ``counted_for`` (a model): items of re-sent
-    # history are reused across calls, so each is counted once.
-    counted_for: str | None = None
-    count: Any = None
-    # The waste engine's fingerprint of this item, computed once (re-sent items are reused).
-    fingerprint: int | None = None
-    # On a request's last item: the engine's facts about the request up to here, so that the
-    # next request starting with the same items resumes from them (otel_tokenkpi.history).
-    history: Any = None
+    memo: PartMemo = field(default_factory=PartMemo)
 
 
 @dataclass(slots=True)
@@ -149,7 +162,7 @@ class CallScope:
     trace_id: int | None = None  # the call span's trace, when its context is valid
     span_id: int | None = None
     has_parent: bool = False  # the call runs under another span: the trace spans several calls
-    rollups: tuple[Any, ...] = ()  # roll-ups of the task() blocks around the call, innermost last
+    rollups: tuple[Rollup, ...] = ()  # roll-ups of the task() blocks around the call, innermost last
     started_at: float = 0.0  # time.time() (a foreign span's start time): "earlier" for repeated requests
 
 

@@ -8,6 +8,7 @@ or not, so metrics and state stay complete under head sampling.
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 from opentelemetry import metrics, trace
@@ -16,9 +17,10 @@ from opentelemetry.trace import Span, Status, StatusCode
 from . import content
 from . import semconv as sc
 from ._safety import _Switch, run_hook
-from .engine import ENGINE
+from .counting import ContextCounts
+from .engine import ENGINE, Assessment
 from .kpi_metrics import KPIMetrics
-from .record import CallRecord, CallRequest
+from .record import CallRecord, CallRequest, Usage
 
 
 class Recorder:
@@ -47,19 +49,27 @@ class Recorder:
         self.kpi_metrics = KPIMetrics(meter_provider)
         self.capture_content = content.capture_enabled()
 
-    def prepare(self, request: CallRequest) -> Any:
+    def prepare(self, request: CallRequest) -> Future[ContextCounts] | None:
         """At call start: lets the engine work while the request is in flight."""
         return ENGINE.prepare(request)
 
-    def record_call(self, span: Span, record: CallRecord, error: BaseException | None, prepared: Any = None) -> None:
-        tokenkpi_attrs = run_hook(
-            "engine.call_attributes", ENGINE.call_attributes, record, prepared, self.kpi_metrics, default={}
+    def record_call(
+        self,
+        span: Span,
+        record: CallRecord,
+        error: BaseException | None,
+        prepared: Future[ContextCounts] | None = None,
+    ) -> None:
+        assessment: Assessment | None = run_hook(
+            "engine.call_attributes", ENGINE.assess, record, prepared, self.kpi_metrics
         )
+        if assessment is None:  # the engine failed (logged once): the span still gets what the adapter read
+            assessment = Assessment({}, record.result.usage if record.result is not None else None)
         if span.is_recording():
-            run_hook("recorder.span_attributes", self._write_span, span, record, tokenkpi_attrs, error)
-        run_hook("recorder.metrics", self._write_metrics, record)
+            run_hook("recorder.span_attributes", self._write_span, span, record, assessment, error)
+        run_hook("recorder.metrics", self._write_metrics, record, assessment.usage)
 
-    def _write_span(self, span: Span, record: CallRecord, extra: dict[str, Any], error: Any) -> None:
+    def _write_span(self, span: Span, record: CallRecord, assessment: Assessment, error: Any) -> None:
         attrs: dict[str, Any] = {}
         result = record.result
         if result is not None:
@@ -72,7 +82,7 @@ class Recorder:
             if result.output_type:
                 attrs[sc.OUTPUT_TYPE] = result.output_type
             attrs.update(result.provider_attributes)
-            usage = result.usage
+            usage = assessment.usage
             if usage is not None:
                 for key, value in (
                     (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
@@ -83,7 +93,7 @@ class Recorder:
                 ):
                     if value is not None:
                         attrs[key] = value
-        attrs.update(extra)
+        attrs.update(assessment.attributes)
         if self.capture_content and record.request.operation != "embeddings":
             limit = _attribute_length_limit(span)
             attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request, limit)
@@ -98,7 +108,7 @@ class Recorder:
             span.set_status(Status(StatusCode.ERROR, status_description(error) if error is not None else None))
         span.set_attributes(attrs)
 
-    def _write_metrics(self, record: CallRecord) -> None:
+    def _write_metrics(self, record: CallRecord, usage: Usage | None) -> None:
         request = record.request
         attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
         if request.model:
@@ -113,7 +123,6 @@ class Recorder:
         if record.error_type is not None:
             attrs[sc.ERROR_TYPE] = record.error_type
         self.duration.record(record.duration_s, attrs)
-        usage = result.usage if result is not None else None
         if usage is None:
             return
         if usage.input_tokens is not None:

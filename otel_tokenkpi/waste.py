@@ -1,52 +1,47 @@
-"""The waste rules, as plain functions over a call record.
+"""The waste rules, each in one place, as plain functions over a call.
 
-Each rule answers one question about one model call (DESIGN.md "Definitions")
-and can be tested without a span. Most need no memory because chat APIs are
-stateless: every request re-sends the conversation, so the request itself
-says what the model already saw. The engine (:mod:`otel_tokenkpi.engine`)
-feeds them counts and, where a rule needs memory, conversation state; then
+Each rule answers one question about one model call (DESIGN.md "Definitions") and can be tested
+without a span. Most need no memory because chat APIs are stateless: every request re-sends the
+conversation, so the request itself says what the model already saw. The two that do need memory
+(duplicate tool calls, repeated requests) take the conversation state explicitly and return values;
+the engine (:mod:`otel_tokenkpi.engine`) only wires counts, state and rules together. Then
 :func:`apportion` applies precedence and caps so that no token is waste twice.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from enum import Enum
 
 from . import semconv as sc
+from .counting import count_item, count_tool_call
+from .history import HistoryFold
+from .identity import tool_call_key
 from .record import CallRequest, CallResult, ContextItem, ToolCall, Usage
+from .state import ConversationState
 
-if TYPE_CHECKING:
-    from .history import HistoryFold
+
+class WasteKind(str, Enum):
+    """The kinds of waste, in precedence order (DESIGN.md "Precedence"). The value is the
+    ``tokenkpi.waste.kind`` metric attribute."""
+
+    FAILED_CALL = "failed_call"
+    REPEATED_REQUEST = "repeated_request"
+    TRUNCATED_OUTPUT = "truncated_output"
+    DUPLICATE_TOOL_CALL = "duplicate_tool_call"
+    UNCACHED_RESENT = "uncached_resent"
+
+    @property
+    def attribute(self) -> str:
+        """The span attribute holding this kind's tokens."""
+        return sc.WASTE_KIND_ATTRIBUTES[self.value]
+
 
 # Finish reasons meaning "cut off by the token limit", as providers spell them
 # (OpenAI length, Anthropic/Bedrock max_tokens, Gemini MAX_TOKENS, Responses max_output_tokens).
 # Mistral's ``model_length``: cut at the model's context length, the output is as incomplete.
 TRUNCATION_FINISH_REASONS = frozenset({"length", "max_tokens", "max_output_tokens", "model_length"})
-
-# Request parameters that do not change what the model is asked (DESIGN.md "Identical requests").
-_IGNORED_PARAMS = frozenset({sc.REQUEST_STREAM})
-
-# Fingerprints are keyed with a per-process random key and never leave memory.
-_FINGERPRINT_KEY = os.urandom(16)
-
-
-def canonical_json(text: str) -> str:
-    """Arguments as a JSON value: key order and whitespace do not matter."""
-    try:
-        return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (ValueError, TypeError, RecursionError):
-        return text.strip()
-
-
-def tool_call_key(call: ToolCall) -> tuple[str, str]:
-    """Two tool calls are identical when name and arguments (as JSON values) are."""
-    if call.key is None:
-        call.key = (call.name, canonical_json(call.arguments or ""))
-    return call.key
 
 
 def split_resent_new(
@@ -112,48 +107,68 @@ def find_duplicates(
     return found
 
 
+def duplicate_tool_calls(
+    history: HistoryFold,
+    request: CallRequest,
+    result: CallResult | None,
+    state: ConversationState | None,
+    failed: bool,
+) -> Duplicates:
+    """The duplicate-tool-call rule with its memory.
+
+    Without state it is :func:`find_duplicates` over the request's own history. With state it also:
+    counts the tool calls of server-held history (Responses ``previous_response_id``) as history;
+    charges a duplicate's result only on the call that FIRST sends it back, also when an agent re-sends
+    it after dropping the answer that followed it; and remembers what this call adds. A failed call's
+    messages count as not seen, so it remembers nothing.
+    """
+    held_keys: Collection[tuple[str, str]] = ()
+    held_duplicates: Collection[str] = ()
+    if state is not None and request.server_history_ref is not None:
+        with state.lock:
+            held_keys, held_duplicates = set(state.tool_keys), set(state.duplicate_call_ids)
+    found = find_duplicates(history, result, held_keys, held_duplicates)
+    if state is None:
+        return found
+    with state.lock:
+        if found.results:
+            found.results = [item for item in found.results if not state.charged_before(item.tool_call_id)]
+            if not failed:
+                state.remember_charged_results([item.tool_call_id for item in found.results])
+        if not failed and result is not None and result.tool_calls:
+            state.remember_tool_calls(
+                [tool_call_key(call) for call in result.tool_calls], [call.id for call in found.calls if call.id]
+            )
+    return found
+
+
+def duplicate_tokens(found: Duplicates, model: str | None) -> tuple[int, int]:
+    """(output, input) tokens of duplicates: the repeated calls in the response, and the results of
+    earlier duplicates that this request sends back for the first time."""
+    output_tokens = sum(count_tool_call(call, model).tokens for call in found.calls)
+    input_tokens = sum(count_item(item, model).tokens for item in found.results)
+    return output_tokens, input_tokens
+
+
+def repeated_request(fingerprint: int, started_at: float, state: ConversationState, failed: bool) -> bool:
+    """The repeated-request rule: a request identical to one that STARTED earlier in the conversation.
+    Retrying a failed request is not a repetition (a failed call's request counts as not seen)."""
+    with state.lock:
+        repeated = state.started_earlier(fingerprint, started_at)
+        if not failed:
+            state.remember_request(fingerprint, started_at)
+    return repeated
+
+
+def uncached_resent_tokens(resent_tokens: int, usage: Usage | None) -> int | None:
+    """Re-sent tokens the provider did not serve from its cache; None without usage to compare with."""
+    if usage is None:
+        return None
+    return max(0, resent_tokens - (usage.cache_read_tokens or 0))
+
+
 def is_truncated(result: CallResult) -> bool:
     return any(reason.lower() in TRUNCATION_FINISH_REASONS for reason in result.finish_reasons)
-
-
-def item_fingerprint(item: ContextItem) -> int:
-    if item.fingerprint is None:
-        calls = tuple(tool_call_key(call) for call in item.tool_calls)
-        item.fingerprint = hash((item.role, item.text, item.tool_call_id, item.is_instructions, calls))
-    return item.fingerprint
-
-
-def request_fingerprint(request: CallRequest, history: HistoryFold | None) -> int:
-    """The canonical request: what the model is asked, minus transport options.
-
-    Its content part is the history fold's fingerprint chain (one hash per
-    item, cached on re-sent items), so a long history is never serialised.
-    Requests that are not folded (embeddings) hash their items' fingerprints.
-    """
-    if history is not None:
-        content: tuple[int, int] = (history.items, history.fingerprint)
-    else:
-        content = (len(request.messages), hash(tuple([item_fingerprint(item) for item in request.messages])))
-    params = tuple(
-        sorted(
-            (key, tuple(value) if isinstance(value, list) else value)
-            for key, value in request.params.items()
-            if key not in _IGNORED_PARAMS
-        )
-    )
-    tools = tuple((tool.name, tool.description, tool.parameters_json) for tool in request.tools)
-    return hash(
-        (
-            _FINGERPRINT_KEY,
-            request.operation,
-            request.provider,
-            request.model,
-            params,
-            content,
-            tools,
-            request.server_history_ref,
-        )
-    )
 
 
 @dataclass(slots=True)
@@ -173,7 +188,7 @@ class WasteFindings:
 class Waste:
     """Tokens each kind took, after precedence and caps."""
 
-    kinds: dict[str, int]
+    kinds: dict[WasteKind, int]
     input_tokens: int = 0
     output_tokens: int = 0
     whole_call: bool = False  # failed or repeated: the whole call (and its price) is waste
@@ -190,11 +205,11 @@ def apportion(findings: WasteFindings, usage: Usage | None) -> Waste:
     kinds sum to the total and the ratio stays in [0, 1]."""
     if usage is None or usage.input_tokens is None:
         # Nothing to cap against. A failed call without reported usage billed nothing we know of.
-        return Waste({"failed_call": 0} if findings.failed else {})
+        return Waste({WasteKind.FAILED_CALL: 0} if findings.failed else {})
     input_left, output_left = max(0, usage.input_tokens), max(0, usage.output_tokens or 0)
     waste = Waste({})
 
-    def take(kind: str, wanted_input: int, wanted_output: int) -> None:
+    def take(kind: WasteKind, wanted_input: int, wanted_output: int) -> None:
         nonlocal input_left, output_left
         got_input, got_output = min(max(0, wanted_input), input_left), min(max(0, wanted_output), output_left)
         input_left, output_left = input_left - got_input, output_left - got_output
@@ -202,16 +217,18 @@ def apportion(findings: WasteFindings, usage: Usage | None) -> Waste:
         waste.output_tokens += got_output
         waste.kinds[kind] = got_input + got_output
 
-    take("failed_call", input_left if findings.failed else 0, output_left if findings.failed else 0)
+    take(WasteKind.FAILED_CALL, input_left if findings.failed else 0, output_left if findings.failed else 0)
     if findings.repeated is not None:
-        take("repeated_request", input_left if findings.repeated else 0, output_left if findings.repeated else 0)
+        take(
+            WasteKind.REPEATED_REQUEST, input_left if findings.repeated else 0, output_left if findings.repeated else 0
+        )
     waste.whole_call = findings.failed or bool(findings.repeated)
     if findings.truncated is not None:
-        take("truncated_output", 0, output_left if findings.truncated else 0)
+        take(WasteKind.TRUNCATED_OUTPUT, 0, output_left if findings.truncated else 0)
     if findings.duplicate_output_tokens is not None or findings.duplicate_input_tokens is not None:
-        take("duplicate_tool_call", findings.duplicate_input_tokens or 0, findings.duplicate_output_tokens or 0)
+        take(WasteKind.DUPLICATE_TOOL_CALL, findings.duplicate_input_tokens or 0, findings.duplicate_output_tokens or 0)
     if findings.uncached_resent_tokens is not None:
-        take("uncached_resent", findings.uncached_resent_tokens, 0)
+        take(WasteKind.UNCACHED_RESENT, findings.uncached_resent_tokens, 0)
     return waste
 
 
@@ -219,7 +236,7 @@ def waste_attributes(waste: Waste, usage: Usage | None) -> dict[str, int | float
     """The span attributes of apportioned waste: one per evaluated kind, the total and the ratio."""
     if not waste.kinds:
         return {}
-    attrs: dict[str, int | float] = {sc.WASTE_KIND_ATTRIBUTES[kind]: tokens for kind, tokens in waste.kinds.items()}
+    attrs: dict[str, int | float] = {kind.attribute: tokens for kind, tokens in waste.kinds.items()}
     attrs[sc.WASTE_TOKENS] = waste.total
     billed = (usage.input_tokens or 0) + (usage.output_tokens or 0) if usage is not None else 0
     if billed > 0:

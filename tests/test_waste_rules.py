@@ -6,17 +6,25 @@ import pytest
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.history import HistoryFold, fold_history
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
+from otel_tokenkpi.identity import canonical_json, request_fingerprint
+from otel_tokenkpi.record import (
+    CallRequest,
+    CallResult,
+    ContextItem,
+    OutputMessage,
+    PartMemo,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 from otel_tokenkpi.rollup import CallSummary, Rollup
 from otel_tokenkpi.state import BoundedStore, ConversationState
 from otel_tokenkpi.tokens import TokenCount
 from otel_tokenkpi.waste import (
     WasteFindings,
     apportion,
-    canonical_json,
     find_duplicates,
     is_truncated,
-    request_fingerprint,
     split_resent_new,
     waste_attributes,
 )
@@ -28,7 +36,8 @@ def chat(messages: list[ContextItem], tools: list[ToolDefinition] | None = None,
 
 def counted(role: str, tokens: int, **fields) -> ContextItem:
     """An item whose count is already known (as a re-sent item's is), so the rule's arithmetic is exact."""
-    return ContextItem(role, f"{role} text", counted_for="gpt-4o", count=TokenCount(tokens, True), **fields)
+    memo = PartMemo(counted_for="gpt-4o", count=TokenCount(tokens, True))
+    return ContextItem(role, f"{role} text", memo=memo, **fields)
 
 
 def fold(request: CallRequest, exempt: frozenset[str] = frozenset()) -> HistoryFold:
