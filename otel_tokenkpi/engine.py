@@ -12,13 +12,15 @@ metrics (:mod:`.kpi_metrics`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Collection, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from . import prices
+from . import cache_rules, prices, tokens
 from . import semconv as sc
+from .breakdown import Breakdown, reconcile
 from .counting import (
     BackgroundCounter,
     ContextCounts,
@@ -110,16 +112,13 @@ class Engine:
         attrs: dict[str, Any] = {}
         context, history = self._count_context(request, prepared)
         estimated = context is not None and not context.exact
-        if context is not None:
-            attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
-            attrs[sc.CONTEXT_SYSTEM_TOKENS] = context.system
-            attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] = context.tool_definitions
-            attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] = context.tool_results
-            if result is not None:  # a foreign span without content: unknown, not 0
-                attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
         usage = result.usage if result is not None else None
         if result is not None and (estimated_usage := estimate_missing_usage(record, context)) is not None:
             usage, estimated = estimated_usage, True
+        if context is not None:
+            attrs[sc.TOOLS_DEFINED_COUNT] = len(request.tools)
+            if result is not None:  # a foreign span without content: unknown, not 0
+                attrs[sc.TOOL_CALLS_COUNT] = len(result.tool_calls)
         price_info = _price_info(request, result)
         attrs.update(_price_attributes(request, price_info, usage))
 
@@ -127,12 +126,9 @@ class Engine:
         findings = WasteFindings(failed=record.error_type is not None)
         duplicate_calls = 0
         if context is not None and history is not None:
-            resent, new = split_resent_new(history, request.server_history_ref, context.tool_definitions)
-            if request.server_history_ref is not None and usage is not None and usage.input_tokens is not None:
-                # History the server holds is input the request does not carry: already seen by the model.
-                resent += max(0, usage.input_tokens - context.total)
-            attrs[sc.CONTEXT_RESENT_TOKENS] = resent
-            attrs[sc.CONTEXT_NEW_TOKENS] = new
+            breakdown = _reconciled_breakdown(context, history, request, usage)
+            estimated = estimated or breakdown.scaled
+            attrs.update(_breakdown_attributes(breakdown))
             duplicates = duplicate_tool_calls(history, request, result, state, findings.failed)
             findings.duplicate_output_tokens, findings.duplicate_input_tokens = duplicate_tokens(
                 duplicates, request.model
@@ -140,7 +136,8 @@ class Engine:
             duplicate_calls = len(duplicates.calls)
             if result is not None:
                 attrs[sc.TOOL_CALLS_DUPLICATE_COUNT] = duplicate_calls
-            findings.uncached_resent_tokens = uncached_resent_tokens(resent, usage)
+            cache_rule = cache_rules.rule_for(request.provider, _model_of(request, result))
+            findings.uncached_resent_tokens = uncached_resent_tokens(breakdown.resent, usage, cache_rule)
         if result is not None and result.outputs:
             findings.truncated = is_truncated(result)
         if state is not None and request.content_known:
@@ -264,6 +261,36 @@ class Engine:
             attrs.update(own.attributes())
 
 
+def _reconciled_breakdown(
+    context: ContextCounts, history: HistoryFold, request: CallRequest, usage: Usage | None
+) -> Breakdown:
+    """The context split into re-sent and new, reconciled with the billed input."""
+    resent, new = split_resent_new(history, request.server_history_ref, context.tool_definitions)
+    billed_input = usage.input_tokens if usage is not None else None
+    if request.server_history_ref is not None and billed_input is not None:
+        # History the server holds is input the request does not carry: already seen by the model.
+        resent += max(0, billed_input - context.total)
+    return reconcile(context.system, context.tool_definitions, context.tool_results, resent, new, billed_input)
+
+
+def _breakdown_attributes(breakdown: Breakdown) -> dict[str, int]:
+    attrs = {
+        sc.CONTEXT_SYSTEM_TOKENS: breakdown.system,
+        sc.CONTEXT_TOOL_DEFINITIONS_TOKENS: breakdown.tool_definitions,
+        sc.CONTEXT_TOOL_RESULTS_TOKENS: breakdown.tool_results,
+        sc.CONTEXT_RESENT_TOKENS: breakdown.resent,
+        sc.CONTEXT_NEW_TOKENS: breakdown.new,
+    }
+    if breakdown.unattributed is not None:
+        attrs[sc.CONTEXT_UNATTRIBUTED_TOKENS] = breakdown.unattributed
+    return attrs
+
+
+def _model_of(request: CallRequest, result: CallResult | None) -> str | None:
+    """The most specific model name known: the response's (a dated snapshot), else the request's."""
+    return (result.response_model if result is not None else None) or request.model
+
+
 def _conversation_key(scope: CallScope) -> Hashable | None:
     """gen_ai.conversation.id / conversation(id), else the trace when the call has a parent, else no state."""
     if scope.conversation_id:
@@ -291,7 +318,7 @@ def _wait_for(prepared: Future[ContextCounts] | None) -> None:
 
 
 def _price_info(request: CallRequest, result: CallResult | None) -> prices.ModelInfo | None:
-    model = (result.response_model if result is not None else None) or request.model
+    model = _model_of(request, result)
     info = prices.lookup(request.provider, model) if model else None
     if info is None and model != request.model and request.model:
         info = prices.lookup(request.provider, request.model)
@@ -329,6 +356,26 @@ def _waste_cost(info: prices.ModelInfo | None, waste: Waste, call_cost: float | 
     if waste.whole_call:
         return call_cost
     return prices.cost_usd(info, input_tokens=waste.input_tokens, output_tokens=waste.output_tokens)
+
+
+# How long instrument() and the span processor wait for the local tokenizer data and price table.
+LOCAL_DATA_WAIT_S = 10.0
+
+
+def load_local_data(wait_s: float = LOCAL_DATA_WAIT_S) -> bool:
+    """Load the tokenizer data and the price table present on this machine, waiting up to ``wait_s``.
+
+    Why wait: until they are loaded, counts are estimated and prices unknown, so the same run would give
+    different figures on a slow machine than on a fast one (DESIGN.md "Determinism"). ``instrument()``
+    and the span processor wait here, once per process and before any call they see; nothing ever
+    waits on a user's call. Loading reads local files only (about 0.3-1 s); data that is not on the
+    machine is not waited for. True when both are ready.
+    """
+    deadline = time.monotonic() + max(0.0, wait_s)
+    tokens.start_loading()
+    prices.start_loading()
+    tokens_ready = tokens.wait_until_loaded(max(0.0, deadline - time.monotonic()))
+    return prices.wait_until_loaded(max(0.0, deadline - time.monotonic())) and tokens_ready
 
 
 ENGINE = Engine()

@@ -20,8 +20,9 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 
-from . import api, options, prices, tokens
+from . import api, options
 from ._safety import log_once, logger
+from .engine import load_local_data
 from .lifecycle import Endpoint, model_call_wrapper
 from .recorder import Recorder
 from .version import __version__
@@ -113,10 +114,9 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             self._recorder.switch.enabled = True
             # task() and record_outcome() spans go where our model-call spans go.
             api.use_tracer_provider(kwargs.get("tracer_provider"))
-            # Tokenizer data and prices load in the background, now rather than on a first call
-            # (zero-code users reach us through here, not through instrument()).
-            tokens.start_loading()
-            prices.start_loading()
+            # Tokenizer data and prices load now, not on a first call, and the first call waits for none
+            # of it: the same run gives the same figures on a slow machine (zero-code users come here too).
+            load_local_data()
         except Exception as exc:  # noqa: BLE001 - never stop the user's app
             log_once(f"{type(self).__name__}._instrument", exc)
 

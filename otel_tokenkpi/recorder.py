@@ -61,7 +61,7 @@ class Recorder:
         prepared: Future[ContextCounts] | None = None,
     ) -> None:
         assessment: Assessment | None = run_hook(
-            "engine.call_attributes", ENGINE.assess, record, prepared, self.kpi_metrics
+            "engine.assess", ENGINE.assess, record, prepared, self.kpi_metrics
         )
         if assessment is None:  # the engine failed (logged once): the span still gets what the adapter read
             assessment = Assessment({}, record.result.usage if record.result is not None else None)

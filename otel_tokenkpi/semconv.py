@@ -72,6 +72,8 @@ CONTEXT_TOOL_DEFINITIONS_TOKENS = "tokenkpi.context.tool_definitions_tokens"
 CONTEXT_TOOL_RESULTS_TOKENS = "tokenkpi.context.tool_results_tokens"
 CONTEXT_RESENT_TOKENS = "tokenkpi.context.resent_tokens"
 CONTEXT_NEW_TOKENS = "tokenkpi.context.new_tokens"
+# Billed input minus (resent + new): what the provider adds that no part accounts for (framing, hidden prompts).
+CONTEXT_UNATTRIBUTED_TOKENS = "tokenkpi.context.unattributed_tokens"
 TOKENS_ESTIMATED = "tokenkpi.tokens.estimated"
 TOOLS_DEFINED_COUNT = "tokenkpi.tools.defined_count"
 TOOL_CALLS_COUNT = "tokenkpi.tool_calls.count"

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from . import semconv as sc
+from .cache_rules import CacheRule
 from .counting import count_item, count_tool_call
 from .history import HistoryFold
 from .identity import tool_call_key
@@ -160,11 +161,13 @@ def repeated_request(fingerprint: int, started_at: float, state: ConversationSta
     return repeated
 
 
-def uncached_resent_tokens(resent_tokens: int, usage: Usage | None) -> int | None:
-    """Re-sent tokens the provider did not serve from its cache; None without usage to compare with."""
-    if usage is None:
+def uncached_resent_tokens(resent_tokens: int, usage: Usage | None, rule: CacheRule | None) -> int | None:
+    """Re-sent tokens a prompt cache could have served but the provider did not (DESIGN.md "Cache
+    eligibility"): the cacheable part of the re-sent prefix under the model's ``rule``, less the cache
+    reads. None (absent) without usage to compare with, or when the model's cache rules are unknown."""
+    if usage is None or rule is None:
         return None
-    return max(0, resent_tokens - (usage.cache_read_tokens or 0))
+    return max(0, rule.cacheable(resent_tokens) - (usage.cache_read_tokens or 0))
 
 
 def is_truncated(result: CallResult) -> bool:

@@ -44,7 +44,7 @@ def our_warnings(caplog):
 
 
 def test_engine_fault_is_isolated_logged_once_and_span_still_ends(telemetry, fake, openai_client, monkeypatch, caplog):
-    monkeypatch.setattr(engine.ENGINE, "call_attributes", _boom)
+    monkeypatch.setattr(engine.ENGINE, "assess", _boom)
     fake.enqueue(Reply(text="fine", prompt_tokens=5), Reply(text="fine again", prompt_tokens=6))
     first = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     second = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
@@ -54,7 +54,7 @@ def test_engine_fault_is_isolated_logged_once_and_span_still_ends(telemetry, fak
     assert [s.attributes["gen_ai.usage.input_tokens"] for s in spans] == [5, 6]  # the rest is still written
     assert not any(k.startswith("tokenkpi.") for s in spans for k in s.attributes)
     warnings = our_warnings(caplog)
-    assert len(warnings) == 1 and "engine.call_attributes" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "engine.assess" in warnings[0].getMessage()
 
 
 def test_request_parsing_fault_passes_the_call_through(telemetry, fake, openai_client, monkeypatch, caplog):
@@ -156,7 +156,7 @@ def test_calls_without_recording_spans_still_reach_engine_and_metrics(loaded_dat
         provider = TracerProvider(sampler=ALWAYS_OFF)
     reader = InMemoryMetricReader()
     seen = []
-    original = engine.ENGINE.call_attributes
+    original = engine.ENGINE.assess
 
     def spy(record, prepared=None, metrics=None):
         seen.append(record)
@@ -164,13 +164,13 @@ def test_calls_without_recording_spans_still_reach_engine_and_metrics(loaded_dat
 
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider(metric_readers=[reader]))
-    engine.ENGINE.call_attributes = spy
+    engine.ENGINE.assess = spy
     try:
         fake.enqueue(Reply(prompt_tokens=11, completion_tokens=3), Reply(prompt_tokens=12, completion_tokens=4))
         for _ in range(2):
             assert openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES).choices
     finally:
-        del engine.ENGINE.call_attributes
+        del engine.ENGINE.assess
         instrumentor.uninstrument()
     assert [r.result.usage.input_tokens for r in seen] == [11, 12]
     assert _metrics_sum(reader, "gen_ai.client.token.usage") == 11 + 3 + 12 + 4
