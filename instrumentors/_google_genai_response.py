@@ -1,6 +1,6 @@
 """Read google-genai ``GenerateContentResponse`` objects: whole responses and stream chunks.
 
-Shapes only. Usage per REFERENCE.md: input = ``prompt_token_count`` (which already includes
+Shapes only. Usage per docs/architecture.md: input = ``prompt_token_count`` (which already includes
 ``cached_content_token_count``) + ``tool_use_prompt_token_count``; output = ``candidates_token_count``
 + ``thoughts_token_count``. In a stream every chunk may carry ``usage_metadata``; intermediate ones
 hold the prompt count only and the last one the totals, so the latest one wins. Text accumulates per

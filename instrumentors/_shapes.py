@@ -70,7 +70,7 @@ def as_list(value: Any) -> list[Any]:
 
 
 def compact_json(value: Any) -> str:
-    """Compact JSON the way a schema is counted (DESIGN.md "Counting")."""
+    """Compact JSON the way a schema is counted (docs/architecture.md "Counting")."""
     if value is None:
         return ""
     if isinstance(value, str):

@@ -3,7 +3,7 @@
 Our parts (system, tool definitions, tool results; re-sent and new) are counted locally, per message
 content. The provider bills more than content (per-message framing, hidden prompts) and, where our
 counting rule differs from its own, sometimes less. A breakdown is only worth publishing if it adds up
-to the bill (DESIGN.md "Reconciliation"):
+to the bill (docs/architecture.md "Reconciliation"):
 
     resent + new + unattributed == billed input tokens,   unattributed >= 0
 

@@ -1,6 +1,6 @@
 """When could a provider have served re-sent context from its prompt cache?
 
-Re-sent history is waste only where a cache could have saved it (DESIGN.md "Cache eligibility"): a
+Re-sent history is waste only where a cache could have saved it (docs/architecture.md "Cache eligibility"): a
 318-token prompt re-sent to OpenAI is not waste, since OpenAI caches nothing under 1,024 tokens. One
 table, per provider and model family, with its sources; docs/cache-eligibility.md is its human-readable
 twin and tests/test_cache_rules.py keeps them equal.

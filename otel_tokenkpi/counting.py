@@ -69,7 +69,7 @@ def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
 
 
 def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
-    """Name, description and compact JSON schema (DESIGN.md "Counting")."""
+    """Name, description and compact JSON schema (docs/architecture.md "Counting")."""
     if (known := _counted(tool, model)) is not None:
         return known
     parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]

@@ -366,7 +366,7 @@ def load_local_data(wait_s: float = LOCAL_DATA_WAIT_S) -> bool:
     """Load the tokenizer data and the price table present on this machine, waiting up to ``wait_s``.
 
     Why wait: until they are loaded, counts are estimated and prices unknown, so the same run would give
-    different figures on a slow machine than on a fast one (DESIGN.md "Determinism"). ``instrument()``
+    different figures on a slow machine than on a fast one (docs/architecture.md "Determinism"). ``instrument()``
     and the span processor wait here, once per process and before any call they see; nothing ever
     waits on a user's call. Loading reads local files only (about 0.3-1 s); data that is not on the
     machine is not waited for. True when both are ready.

@@ -21,7 +21,7 @@ from .record import CallRequest, ContextItem, ToolCall
 if TYPE_CHECKING:
     from .history import HistoryFold
 
-# Request parameters that do not change what the model is asked (DESIGN.md "Identical requests").
+# Request parameters that do not change what the model is asked (docs/architecture.md "Identical requests").
 _IGNORED_PARAMS = frozenset({sc.REQUEST_STREAM})
 
 _FINGERPRINT_KEY = os.urandom(16)

@@ -8,7 +8,7 @@ into a :class:`CallResult`. :meth:`ModelCall.finish` then hands the record to
 the engine and sets every attribute BEFORE ``span.end()``, so the attributes
 reach whatever exporter the user configured.
 
-Guards (DESIGN.md): the recorder's switch (wrappers bound before
+Guards (docs/architecture.md): the recorder's switch (wrappers bound before
 ``uninstrument()`` go quiet), :data:`IN_MODEL_CALL` (a nested wrapped call is
 the same call), and :func:`run_hook` around every piece of our own code.
 """

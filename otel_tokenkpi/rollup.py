@@ -2,7 +2,7 @@
 
 A :class:`Rollup` collects :class:`CallSummary` values (one per model call)
 and outcomes; ``attributes()`` turns them into the ``tokenkpi.trace.*``
-attributes of DESIGN.md. ``task()`` spans own one each; the processor keeps
+attributes of docs/architecture.md. ``task()`` spans own one each; the processor keeps
 one per trace for the local root span.
 """
 

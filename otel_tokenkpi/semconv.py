@@ -1,11 +1,11 @@
 """Attribute and metric names, in one place.
 
 GenAI names follow the OpenTelemetry GenAI semantic conventions (Development
-stability, see shared/REFERENCE.md). They are spelled out here rather than
+stability, see docs/architecture.md). They are spelled out here rather than
 imported from ``opentelemetry-semantic-conventions`` because that package lags
 the GenAI drafts and renames things between releases; our users' dashboards
 must not break when it does. ``tokenkpi.*`` names are this project's public
-contract (DESIGN.md): never rename them.
+contract (docs/architecture.md): never rename them.
 """
 
 # --- GenAI semantic conventions -------------------------------------------
@@ -57,10 +57,10 @@ METRIC_OPERATION_DURATION = "gen_ai.client.operation.duration"
 TOKEN_USAGE_BUCKETS = tuple(4**i for i in range(14))  # 1, 4, 16, ... 67108864
 DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 
-# Operations that are model calls (DESIGN.md "Coexistence").
+# Operations that are model calls (docs/architecture.md "Coexistence").
 MODEL_CALL_OPERATIONS = frozenset({"chat", "text_completion", "generate_content", "embeddings"})
 
-# --- tokenkpi.* : the project's contract (DESIGN.md "Attribute contract") ---
+# --- tokenkpi.* : the project's contract (docs/architecture.md "Attribute contract") ---
 CONTEXT_WINDOW = "tokenkpi.context.window"
 # Tokens a provider processed when it bills a different number (Cohere: ``usage.tokens`` beside
 # ``usage.billed_units``, which is what gen_ai.usage.* reports).
@@ -119,7 +119,7 @@ WASTE_KIND_ATTRIBUTES = {
 METRIC_WASTE_TOKENS = "tokenkpi.waste.tokens"
 METRIC_COST_USD = "tokenkpi.cost.usd"
 METRIC_CONTEXT_UTILIZATION = "tokenkpi.context.utilization"
-# Not in DESIGN.md's table (an addition, proposed in the issue notes): outcomes as a counter, so
+# Not in the original design table (an addition, proposed in the issue notes): outcomes as a counter, so
 # success rates sit beside waste in a metrics backend.
 METRIC_OUTCOMES = "tokenkpi.outcomes"
 UTILIZATION_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)

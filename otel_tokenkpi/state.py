@@ -1,6 +1,6 @@
 """The engine's memory: small per-conversation and per-trace entries, bounded in bytes.
 
-Only three things need memory (DESIGN.md "How the rules see history"):
+Only three things need memory (docs/architecture.md "How the rules see history"):
 repeated identical requests, roll-ups (and the unused tool definitions in
 them), and history the server holds. Entries hold fingerprints and counts,
 never text. The store evicts by TTL first (entries untouched for ``ttl_s``)

@@ -1,7 +1,7 @@
 """Stream proxies: behave exactly like the client's stream, see every chunk.
 
 wrapt's ``ObjectProxy`` forwards attributes, but its special methods have
-traps (REFERENCE.md): ``__enter__`` returns the wrapped object's
+traps (docs/architecture.md): ``__enter__`` returns the wrapped object's
 ``__enter__()``, so the proxy drops out of ``with create(stream=True) as s:``;
 ``__iter__`` returns ``iter(wrapped)``, which bypasses the proxy; there is no
 ``__next__``/``__aiter__``/``__anext__``. So every special method the user can

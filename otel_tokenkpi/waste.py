@@ -1,6 +1,6 @@
 """The waste rules, each in one place, as plain functions over a call.
 
-Each rule answers one question about one model call (DESIGN.md "Definitions") and can be tested
+Each rule answers one question about one model call (docs/architecture.md "Definitions") and can be tested
 without a span. Most need no memory because chat APIs are stateless: every request re-sends the
 conversation, so the request itself says what the model already saw. The two that do need memory
 (duplicate tool calls, repeated requests) take the conversation state explicitly and return values;
@@ -24,7 +24,7 @@ from .state import ConversationState
 
 
 class WasteKind(str, Enum):
-    """The kinds of waste, in precedence order (DESIGN.md "Precedence"). The value is the
+    """The kinds of waste, in precedence order (docs/architecture.md "Precedence"). The value is the
     ``tokenkpi.waste.kind`` metric attribute."""
 
     FAILED_CALL = "failed_call"
@@ -84,7 +84,7 @@ def find_duplicates(
     known_keys: Collection[tuple[str, str]] = (),
     known_duplicate_ids: Collection[str] = (),
 ) -> Duplicates:
-    """Duplicates by DESIGN.md's rule, from the request's own history (``history``
+    """Duplicates by the rule in docs/architecture.md, from the request's own history (``history``
     was folded with the exempt tools left out).
 
     ``known_keys`` / ``known_duplicate_ids`` add history the server holds
@@ -162,7 +162,7 @@ def repeated_request(fingerprint: int, started_at: float, state: ConversationSta
 
 
 def uncached_resent_tokens(resent_tokens: int, usage: Usage | None, rule: CacheRule | None) -> int | None:
-    """Re-sent tokens a prompt cache could have served but the provider did not (DESIGN.md "Cache
+    """Re-sent tokens a prompt cache could have served but the provider did not (docs/architecture.md "Cache
     eligibility"): the cacheable part of the re-sent prefix under the model's ``rule``, less the cache
     reads. None (absent) without usage to compare with, or when the model's cache rules are unknown."""
     if usage is None or rule is None:
@@ -202,7 +202,7 @@ class Waste:
 
 
 def apportion(findings: WasteFindings, usage: Usage | None) -> Waste:
-    """Precedence and caps (DESIGN.md): failed call, repeated request,
+    """Precedence and caps (docs/architecture.md): failed call, repeated request,
     truncated output, duplicate tool calls, uncached re-sent context. Each kind
     takes from what is left of the provider's input and output tokens, so the
     kinds sum to the total and the ratio stays in [0, 1]."""

@@ -1,4 +1,4 @@
-"""The cache-eligibility table (DESIGN.md "Cache eligibility") and the reconciled breakdown, as plain
+"""The cache-eligibility table (docs/architecture.md "Cache eligibility") and the reconciled breakdown, as plain
 functions: which re-sent tokens a cache could have served, per provider and model family, and how the
 breakdown adds up to the billed input."""
 

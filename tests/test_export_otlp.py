@@ -85,7 +85,7 @@ def _o200k(text: str) -> int:
 
 
 def _tool_definition_tokens(tools: list[dict[str, Any]]) -> int:
-    """DESIGN.md "Counting": name, description and the compact JSON of the parameter schema."""
+    """docs/architecture.md "Counting": name, description and the compact JSON of the parameter schema."""
     total = 0
     for tool in tools:
         fn = tool["function"]

@@ -63,7 +63,7 @@ def n_tokens(text: str) -> int:
 
 
 def tool_definition_tokens(tool: dict[str, Any]) -> int:
-    """DESIGN.md "Counting": name, description and the compact JSON of the parameter schema."""
+    """docs/architecture.md "Counting": name, description and the compact JSON of the parameter schema."""
     schema = json.dumps(tool["parameters"], separators=(",", ":"), ensure_ascii=False)
     return n_tokens(tool["name"]) + n_tokens(tool["description"]) + n_tokens(schema)
 
