@@ -76,7 +76,8 @@ WITH_TOOLS = [r for r in RECORDS if r["tools"]]
 
 def test_the_table_holds_facts_from_several_projects_apis_and_model_families() -> None:
     assert len(WITH_TOOLS) >= 50
-    assert {r["source"]["repo"] for r in RECORDS} >= {"pydantic/pydantic-ai", "crewAIInc/crewAI", "traceloop/openllmetry"}
+    repos = {r["source"]["repo"] for r in RECORDS}
+    assert repos >= {"pydantic/pydantic-ai", "crewAIInc/crewAI", "traceloop/openllmetry"}
     assert {r["api"] for r in WITH_TOOLS} == {"chat", "responses"}
     families = {r["model"].split("-")[1][:3] for r in WITH_TOOLS if r["model"].startswith("gpt-")}
     assert {"4o", "4.1", "5"} <= families
@@ -231,7 +232,8 @@ def test_a_strict_tool_with_a_nullable_type_adds_its_fitted_tokens() -> None:
 
 
 def test_openai_built_in_tools_are_estimated() -> None:
-    counted = count_request_tools([ToolDefinition("web_search", kind="web_search")], "openai", "gpt-4o", api="responses")
+    web_search = ToolDefinition("web_search", kind="web_search")
+    counted = count_request_tools([web_search], "openai", "gpt-4o", api="responses")
     assert counted.exact is False
     assert counted.per_tool == (_n("web_search"),)
 
@@ -260,7 +262,7 @@ def test_openai_built_in_tools_are_estimated() -> None:
         ("us.anthropic.claude-sonnet-4-20250514-v1:0", "auto", 346),
     ],
 )
-def test_anthropic_tool_use_system_prompt_per_model_and_tool_choice(model: str, choice: str | None, expected: int) -> None:
+def test_anthropic_tool_use_system_prompt_per_model_and_choice(model: str, choice: str | None, expected: int) -> None:
     assert anthropic_tool_prompt_tokens(model, choice) == expected
 
 
@@ -272,7 +274,8 @@ def test_anthropic_tools_are_estimated_plus_the_system_prompt() -> None:
     assert counted.per_tool == (own,)
     assert counted.overhead == 346
     assert counted.exact is False
-    on_bedrock = count_request_tools([tool], "aws.bedrock", "anthropic.claude-3-haiku-20240307-v1:0", tool_choice="required")
+    haiku = "anthropic.claude-3-haiku-20240307-v1:0"
+    on_bedrock = count_request_tools([tool], "aws.bedrock", haiku, tool_choice="required")
     assert on_bedrock.overhead == 340
 
 
