@@ -41,6 +41,7 @@ from ._shapes import (
     input_with_cache,
     read_params,
     text_of,
+    tool_choice_of,
 )
 
 
@@ -137,6 +138,7 @@ def read_context(base: CallRequest, fields: dict[str, Any], memoized: bool = Tru
     for message in as_list(fields.get("messages")):
         base.messages.extend(read_one(message))
     base.tools = [read_tool(t) for t in as_list(fields.get("tools"))]
+    base.tool_choice = tool_choice_of(fields.get("tool_choice"))
 
 
 def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:

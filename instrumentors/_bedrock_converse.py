@@ -17,7 +17,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, input_with_cache, read_params
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, input_with_cache, read_params, tool_choice_of
 
 
 def tool_result_text(content: Any) -> str:
@@ -126,6 +126,7 @@ def read_request(base: CallRequest, params: dict[str, Any], stream: bool) -> Cal
         base.messages.extend(_message_memo(message))
     tools = (_tool_memo(t) for t in as_list(get(params.get("toolConfig"), "tools")))
     base.tools = [t for t in tools if t is not None]
+    base.tool_choice = tool_choice_of(get(params.get("toolConfig"), "toolChoice"))
     return base
 
 

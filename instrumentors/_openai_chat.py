@@ -12,7 +12,17 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, get_rare, read_params, text_of
+from ._shapes import (
+    IdentityMemo,
+    ParamNames,
+    as_list,
+    compact_json,
+    get,
+    get_rare,
+    read_params,
+    text_of,
+    tool_choice_of,
+)
 
 _ROLES = {"developer": "system", "system": "system", "function": "tool", "tool": "tool"}
 
@@ -60,6 +70,8 @@ def read_tool_definition(tool: Any) -> ToolDefinition:
         name=get(spec, "name", "") or get(tool, "type", ""),
         description=get(spec, "description", "") or "",
         parameters_json=compact_json(schema),
+        kind="custom" if get(tool, "custom") is not None else "function",
+        strict=get(spec, "strict") is True,
     )
 
 
@@ -103,6 +115,7 @@ def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     base.tools = [_tool_memo(t) for t in as_list(kwargs.get("tools"))]
     base.tools += [_tool_memo(f) for f in as_list(kwargs.get("functions"))]
     base.stream = kwargs.get("stream") is True
+    base.tool_choice = tool_choice_of(kwargs.get("tool_choice") or kwargs.get("function_call"))
     return base
 
 

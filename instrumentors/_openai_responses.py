@@ -13,7 +13,7 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
-from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params, text_of, type_of
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params, text_of, tool_choice_of, type_of
 
 _TEXT_KEYS = ("text", "refusal")
 _ROLES = {"developer": "system", "system": "system"}
@@ -52,8 +52,10 @@ def read_tool_definition(tool: Any) -> ToolDefinition:
             name=get(tool, "name", ""),
             description=get(tool, "description") or "",
             parameters_json=compact_json(schema),
+            kind=kind,
+            strict=get(tool, "strict") is True,
         )
-    return ToolDefinition(name=kind)  # built-in tools (web_search, file_search, ...)
+    return ToolDefinition(name=kind, kind=kind)  # built-in tools (web_search, file_search, ...)
 
 
 _input_memo = IdentityMemo(read_input_item)
@@ -84,6 +86,7 @@ def read_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     base.messages = messages
     base.tools = [_tool_memo(t) for t in as_list(kwargs.get("tools"))]
     base.stream = kwargs.get("stream") is True
+    base.tool_choice, base.api = tool_choice_of(kwargs.get("tool_choice")), "responses"
     history = get(kwargs, "previous_response_id") or get(kwargs, "conversation")
     if history is not None:
         base.server_history_ref = history if isinstance(history, str) else get(history, "id")

@@ -108,6 +108,23 @@ def text_of(content: Any, text_keys: tuple[str, ...] = ("text",)) -> str:
     return ""
 
 
+def tool_choice_of(value: Any) -> str | None:
+    """A request's tool choice, provider-neutral: "auto", "none", "required" (OpenAI "required",
+    Anthropic/Bedrock "any"), or the name of the one tool the model must call."""
+    if isinstance(value, str):
+        return "required" if value == "any" else value
+    kind = type_of(value)
+    if kind in ("auto", "none", "required", "any") and get(value, "name") is None:
+        return "required" if kind == "any" else kind
+    name = get(get(value, "function"), "name") or get(value, "name") or get(get(value, "tool"), "name")
+    if isinstance(name, str):
+        return name
+    for key in ("auto", "any", "none"):  # Bedrock Converse: {"auto": {}} / {"any": {}}
+        if get(value, key) is not None:
+            return "required" if key == "any" else key
+    return None
+
+
 def input_with_cache(uncached: Any, cache_read: Any, cache_write: Any) -> int | None:
     """Input tokens as semconv counts them, cached ones included, for APIs that report the uncached
     input apart from cache reads and writes (Anthropic Messages, Bedrock Converse): the three added."""

@@ -14,7 +14,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from . import tokens
+from . import tokens, tool_tokens
 from .record import CallRecord, CallRequest, ContextItem, ToolCall, ToolDefinition, Usage
 
 # OpenAI's documented chat framing (openai-cookbook "How to count tokens"):
@@ -46,7 +46,7 @@ def count_tool_call(call: ToolCall, model: str | None) -> tokens.TokenCount:
     return tokens.TokenCount(name.tokens + args.tokens, name.exact and args.exact)
 
 
-def _counted(part: ContextItem | ToolDefinition, model: str | None) -> tokens.TokenCount | None:
+def _counted(part: ContextItem, model: str | None) -> tokens.TokenCount | None:
     """The exact count an earlier call made of this (re-sent) part for ``model``, if any."""
     memo = part.memo
     count = memo.count
@@ -69,17 +69,19 @@ def count_item(item: ContextItem, model: str | None) -> tokens.TokenCount:
 
 
 def count_tool_definition(tool: ToolDefinition, model: str | None) -> tokens.TokenCount:
-    """Name, description and compact JSON schema (docs/architecture.md "Counting")."""
-    if (known := _counted(tool, model)) is not None:
-        return known
-    parts = [tokens.count_text(t, model) for t in (tool.name, tool.description, tool.parameters_json) if t]
-    count = tool.memo.count = tokens.TokenCount(sum(p.tokens for p in parts), all(p.exact for p in parts))
-    tool.memo.counted_for = model
-    return count
+    """One tool's tokens: its provider-billed count once :func:`count_tool_definitions` cached it,
+    else the provider-neutral estimate (name, description and compact JSON schema)."""
+    memo = tool.memo
+    if memo.count is not None and memo.counted_for is not None:
+        return memo.count
+    return tool_tokens.estimate_tool(tool, model)
 
 
-def count_parts(items: list[ContextItem], tools: list[ToolDefinition], model: str | None) -> ContextCounts:
-    """Per-item tokens and the breakdown; each part's count is cached on it."""
+def count_parts(
+    items: list[ContextItem], tools: list[ToolDefinition], model: str | None, request: CallRequest | None = None
+) -> ContextCounts:
+    """Per-item tokens and the breakdown; each part's count is cached on it. The tools are counted
+    as ``request``'s provider bills them (:func:`count_tool_definitions`), as estimates without it."""
     item_tokens: list[int] = []
     append = item_tokens.append
     system = tool_results = 0
@@ -92,17 +94,33 @@ def count_parts(items: list[ContextItem], tools: list[ToolDefinition], model: st
             system += c.tokens
         elif item.role == "tool":
             tool_results += c.tokens
-    definitions, definitions_exact = count_tool_definitions(tools, model)
+    if request is not None:
+        definitions, definitions_exact = count_tool_definitions(request)
+    else:
+        estimates = [tool_tokens.estimate_tool(t, model) for t in tools]
+        definitions, definitions_exact = sum(c.tokens for c in estimates), all(c.exact for c in estimates)
     return ContextCounts(sum(item_tokens), system, tool_results, definitions, exact and definitions_exact, item_tokens)
 
 
-def count_tool_definitions(tools: list[ToolDefinition], model: str | None) -> tuple[int, bool]:
-    total, exact = 0, True
-    for tool in tools:
-        c = count_tool_definition(tool, model)
-        total += c.tokens
-        exact = exact and c.exact
-    return total, exact
+def count_tool_definitions(request: CallRequest) -> tuple[int, bool]:
+    """The request's tool-definition tokens as its provider bills them (:mod:`.tool_tokens`): each
+    tool's own count, cached on its definition, plus the request's overhead (OpenAI's namespace
+    wrapper and framing, Anthropic's tool-use system prompt). ``(tokens, exact)``."""
+    tools = request.tools
+    if not tools:
+        return 0, True
+    system = next((m.text for m in request.messages if m.role == "system" and m.text), None)
+    counted = tool_tokens.count_request_tools(
+        tools,
+        request.provider,
+        request.model,
+        tool_choice=request.tool_choice,
+        system_text=system,
+        api=request.api,
+    )
+    for tool, own in zip(tools, counted.per_tool, strict=True):
+        tool.memo.count, tool.memo.counted_for = tokens.TokenCount(own, counted.exact), request.model
+    return counted.total, counted.exact
 
 
 def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
@@ -134,7 +152,7 @@ def uncounted_chars(items: list[ContextItem], tools: list[ToolDefinition], model
         if _counted(item, model) is None:
             chars += len(item.text) + sum(len(c.arguments) + len(c.name) for c in item.tool_calls)
     for tool in tools:
-        if _counted(tool, model) is None:
+        if tool.memo.count is None:
             chars += len(tool.parameters_json) + len(tool.description)
     return chars
 
@@ -165,7 +183,7 @@ class BackgroundCounter:
                 self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="otel_tokenkpi-count")
             executor = self._executor
         try:
-            return executor.submit(count_parts, items, tools, model)
+            return executor.submit(count_parts, items, tools, model, request)
         except RuntimeError:  # interpreter shutting down: count inline
             return None
 

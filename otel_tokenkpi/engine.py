@@ -173,7 +173,7 @@ class Engine:
             return None, None
         _wait_for(prepared)  # the new items' counts, cached on them
         history = fold_history(request, self.exempt_tools)
-        definitions, definitions_exact = count_tool_definitions(request.tools, request.model)
+        definitions, definitions_exact = count_tool_definitions(request)
         context = ContextCounts(
             history.tokens,
             history.system_tokens,

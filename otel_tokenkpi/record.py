@@ -54,6 +54,10 @@ class ToolDefinition:
     name: str
     description: str = ""
     parameters_json: str = ""
+    # "function" for a function tool with a JSON schema; otherwise the provider's tool type
+    # (OpenAI built-ins such as "web_search", "custom" grammar tools), whose rendering is unknown.
+    kind: str = "function"
+    strict: bool = False  # OpenAI strict (structured-outputs) mode
     memo: PartMemo = field(default_factory=PartMemo)
 
 
@@ -112,6 +116,11 @@ class CallRequest:
     # The context window the request itself sets (ollama's ``options.num_ctx``): it wins over the
     # model's published window for tokenkpi.context.window / .utilization.
     context_window: int | None = None
+    # How the request lets the model use its tools: "auto", "none", "required", or the name of the
+    # one tool it must call (providers bill tool definitions differently per choice).
+    tool_choice: str | None = None
+    # The provider API when one provider has several with different billing rules ("responses").
+    api: str | None = None
 
 
 @dataclass(slots=True)

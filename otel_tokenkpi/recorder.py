@@ -60,9 +60,7 @@ class Recorder:
         error: BaseException | None,
         prepared: Future[ContextCounts] | None = None,
     ) -> None:
-        assessment: Assessment | None = run_hook(
-            "engine.assess", ENGINE.assess, record, prepared, self.kpi_metrics
-        )
+        assessment: Assessment | None = run_hook("engine.assess", ENGINE.assess, record, prepared, self.kpi_metrics)
         if assessment is None:  # the engine failed (logged once): the span still gets what the adapter read
             assessment = Assessment({}, record.result.usage if record.result is not None else None)
         if span.is_recording():

@@ -242,7 +242,7 @@ def check_through_engine(request: Any, result: Any, recorder: Any, error: BaseEx
         if key.endswith(("_tokens", "_count", ".tokens", ".window")):
             assert isinstance(value, int) and value >= 0, (key, value)
     if sc.CONTEXT_RESENT_TOKENS in attrs and request.server_history_ref is None:
-        counted = counting.count_parts(request.messages, request.tools, request.model).total
+        counted = counting.count_parts(request.messages, request.tools, request.model, request).total
         assert attrs[sc.CONTEXT_RESENT_TOKENS] + attrs[sc.CONTEXT_NEW_TOKENS] == counted
     kinds = [value for key, value in attrs.items() if key in sc.WASTE_KIND_ATTRIBUTES.values()]
     if kinds:

@@ -80,12 +80,12 @@ def test_the_same_body_gives_the_same_record_through_both_sdks(loaded_data, monk
             runtime = make_client(bedrock.url)
             body = json.dumps({"anthropic_version": "bedrock-2023-05-31", **request})
             if stream:
-                for _ in client.messages.create(model="claude-sonnet-4-6", stream=True, **request):
+                for _ in client.messages.create(model="claude-3-5-sonnet-20240620", stream=True, **request):
                     pass
                 for _ in runtime.invoke_model_with_response_stream(modelId=CLAUDE, body=body)["body"]:
                     pass
             else:
-                client.messages.create(model="claude-sonnet-4-6", **request)
+                client.messages.create(model="claude-3-5-sonnet-20240620", **request)
                 runtime.invoke_model(modelId=CLAUDE, body=body)["body"].read()
     finally:
         for instrumentor in instrumentors:

@@ -28,6 +28,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.testing.fake_anthropic import Reply, ToolCall
+from otel_tokenkpi.tool_tokens import anthropic_tool_prompt_tokens
 
 SYSTEM = "You are WeatherBot. Answer in one short sentence and use the tools when you need data."
 WEATHER_TOOL = {
@@ -53,6 +54,9 @@ def est(*texts: str) -> int:
     counts = [tokens.count_text(t, MODEL) for t in texts]
     assert not any(c.exact for c in counts)
     return sum(c.tokens for c in counts)
+
+
+TOOL_PROMPT = anthropic_tool_prompt_tokens(MODEL, "auto")
 
 
 def tool_tokens(tool: dict) -> int:
@@ -133,7 +137,8 @@ def test_parallel_tool_calls_and_tool_definitions(atelemetry, afake, anthropic_c
     assert attrs["tokenkpi.tool_calls.count"] == 3
     assert attrs["tokenkpi.tools.defined_count"] == 3
     assert attrs["gen_ai.response.finish_reasons"] == ("tool_use",)
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == sum(tool_tokens(t) for t in tools)
+    # each tool's estimate plus Anthropic's documented tool-use system prompt (auto)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == sum(tool_tokens(t) for t in tools) + TOOL_PROMPT
     assert attrs["gen_ai.usage.output_tokens"] == 70
 
 
@@ -170,7 +175,7 @@ def test_context_breakdown_of_an_agent_turn(atelemetry, afake, anthropic_client)
     attrs = atelemetry.span().attributes
     assert attrs["tokenkpi.context.system_tokens"] == est(SYSTEM + " Be kind.")
     assert attrs["tokenkpi.context.tool_results_tokens"] == est(RESULT_PARIS) + est(RESULT_ROME) > 0
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_tokens(WEATHER_TOOL) > 0
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_tokens(WEATHER_TOOL) + TOOL_PROMPT
     assert attrs["tokenkpi.tokens.estimated"] is True
     assert attrs["gen_ai.usage.input_tokens"] == 400  # totals are the provider's, exact
 

@@ -20,6 +20,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_tokenkpi import prices
 from otel_tokenkpi.instrumentors.bedrock import BedrockInstrumentor
 from otel_tokenkpi.testing.fake_bedrock import Reply, ToolCall
+from otel_tokenkpi.tool_tokens import anthropic_tool_prompt_tokens
 
 SYSTEM = "You are a travel agent. Answer in one sentence."
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
@@ -110,7 +111,8 @@ def test_plain_converse_span_shape_exact_usage_and_context(telemetry, fake, clie
     assert attrs["tokenkpi.tokens.estimated"] is True
     assert attrs["tokenkpi.context.system_tokens"] == estimated(SYSTEM)
     assert attrs["tokenkpi.context.tool_results_tokens"] == estimated(TOOL_RESULT_TEXT + compact(TOOL_RESULT_JSON))
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_tokens(WEATHER_TOOL) + tool_tokens(HOTEL_TOOL)
+    own = tool_tokens(WEATHER_TOOL) + tool_tokens(HOTEL_TOOL)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == own + anthropic_tool_prompt_tokens(CLAUDE, None)
     assert attrs["tokenkpi.tools.defined_count"] == 2
     assert attrs["tokenkpi.tool_calls.count"] == 0
     # Cache-aware price of the Bedrock model (genai-prices' aws provider).

@@ -75,7 +75,8 @@ def test_invoke_anthropic_body_is_read_and_the_user_reads_identical_bytes(teleme
     assert attrs["tokenkpi.context.system_tokens"] == estimated(SYSTEM)
     assert attrs["tokenkpi.context.tool_results_tokens"] == estimated(TOOL_RESULT)
     schema = json.dumps(TOOL["input_schema"], separators=(",", ":"))
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == estimated(TOOL["name"], TOOL["description"], schema)
+    own = estimated(TOOL["name"], TOOL["description"], schema)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == own + 294  # Claude Sonnet 3.5 (June) tool prompt
     assert attrs["tokenkpi.tools.defined_count"] == 1
     assert attrs["tokenkpi.tokens.estimated"] is True
 

@@ -43,7 +43,7 @@ def test_the_demo_prints_waste_per_call_and_the_task_roll_up():
     # Call 4 repeats call 3's request: all of its input and output.
     assert int(rows[3][8]) == 360 + 24 and int(rows[3][10]) == 384
     # Call 6 (the retry of failed call 5): re-sent history minus the 256 tokens served from the cache.
-    assert rows[4][1] == "error" and int(rows[5][4]) == 256 and int(rows[5][5]) == 72
+    assert rows[4][1] == "error" and int(rows[5][4]) == 256 and int(rows[5][5]) == 35
     (task,) = [line for line in lines if line.startswith("task travel-assistant")]
     assert "6 model calls" in task and "outcome success" in task
 

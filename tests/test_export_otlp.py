@@ -8,7 +8,6 @@ an array, tool-call fan-out, kind CLIENT and the parent/child link to the user's
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -85,13 +84,17 @@ def _o200k(text: str) -> int:
 
 
 def _tool_definition_tokens(tools: list[dict[str, Any]]) -> int:
-    """docs/architecture.md "Counting": name, description and the compact JSON of the parameter schema."""
-    total = 0
-    for tool in tools:
-        fn = tool["function"]
-        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
-        total += _o200k(fn["name"]) + _o200k(fn["description"]) + _o200k(schema)
-    return total
+    """What OpenAI bills for TOOLS (docs/tool-token-counting.md): the functions namespace appended to the
+    system message, less one token per object whose first property has no comment (two here)."""
+    assert [t["function"]["name"] for t in tools] == ["get_weather", "get_time"]
+    namespace = (
+        "# Tools\n\n## functions\n\nnamespace functions {\n\n"
+        "// Current weather for a city.\ntype get_weather = (_: {\ncity: string,\n}) => any;\n\n"
+        "// Local time in a time zone.\ntype get_time = (_: {\ntz?: string,\n}) => any;\n\n"
+        "} // namespace functions"
+    )
+    system = MESSAGES[0]["content"]
+    return _o200k(system + "\n\n" + namespace) - _o200k(system) - 1 - 2
 
 
 @pytest.fixture(autouse=True)

@@ -18,8 +18,10 @@ from _litellm_support import MESSAGES, afake, anthropic_fake_server, instrumento
 from litellm import completion as completion_imported_early  # bound before any instrument()
 from opentelemetry.trace import SpanKind, StatusCode
 
+from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing import fake_anthropic
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 WEATHER = {
@@ -63,9 +65,9 @@ def test_plain_call_has_semconv_shape_and_exact_usage(ltelemetry, fake):
     assert attrs["gen_ai.usage.reasoning.output_tokens"] == 3
     schema = json.dumps(WEATHER["function"]["parameters"], separators=(",", ":"))
     assert attrs["tokenkpi.context.system_tokens"] == tokens_of("You are brief.")
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tokens_of(
-        "get_weather", "Current weather for a city.", schema
-    )
+    definition = ToolDefinition("get_weather", "Current weather for a city.", schema)
+    expected = count_request_tools([definition], "openai", "gpt-4o", system_text="You are brief.")
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == expected.total
     assert attrs["tokenkpi.tools.defined_count"] == 1
     assert attrs["tokenkpi.tool_calls.count"] == 0
     assert "tokenkpi.tokens.estimated" not in attrs  # gpt-4o counts exactly offline

@@ -13,7 +13,9 @@ import tiktoken
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 
@@ -60,6 +62,18 @@ def tool_definition_tokens(tool: dict[str, Any]) -> int:
     fn = tool["function"]
     schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
     return tokens_of(fn["name"], fn["description"], schema)
+
+
+def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
+    """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
+    billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
+    definitions = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
+        definitions.append(ToolDefinition(fn["name"], fn.get("description", ""), schema))
+    system = next((m["content"] for m in messages if m.get("role") in ("system", "developer")), None)
+    return count_request_tools(definitions, "openai", "gpt-4o", system_text=system, api=api).total
 
 
 def oracle_cost(model: str, input_tokens: int, output_tokens: int, cached: int = 0) -> float:
@@ -136,7 +150,7 @@ def test_legacy_function_call_counts_as_one_tool_call(telemetry, fake, openai_cl
     openai_client.chat.completions.create(model="gpt-4o", messages=HISTORY[:2], functions=functions)
     attrs = telemetry.span().attributes
     assert attrs["tokenkpi.tools.defined_count"] == 1
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_definition_tokens(WEATHER_TOOL)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == billed_tool_tokens([WEATHER_TOOL], HISTORY[:2])
 
 
 def test_result_identical_with_and_without_instrumentation(telemetry, fake, openai_client):

@@ -21,7 +21,9 @@ import tiktoken
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 pytest.importorskip("openai.resources.responses", reason="the Responses API arrived in openai 1.66")
 
@@ -66,6 +68,18 @@ def tool_definition_tokens(tool: dict[str, Any]) -> int:
     """docs/architecture.md "Counting": name, description and the compact JSON of the parameter schema."""
     schema = json.dumps(tool["parameters"], separators=(",", ":"), ensure_ascii=False)
     return n_tokens(tool["name"]) + n_tokens(tool["description"]) + n_tokens(schema)
+
+
+def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
+    """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
+    billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
+    definitions = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
+        definitions.append(ToolDefinition(fn["name"], fn.get("description", ""), schema))
+    system = next((m["content"] for m in messages if m.get("role") in ("system", "developer")), None)
+    return count_request_tools(definitions, "openai", "gpt-4o", system_text=system, api=api).total
 
 
 def oracle_cost(input_tokens: int, output_tokens: int, cache_read_tokens: int = 0) -> float:
@@ -247,9 +261,9 @@ def test_create_tool_fan_out_and_tool_results(
     assert attrs["tokenkpi.tools.defined_count"] == 2
     assert attrs["tokenkpi.tool_calls.count"] == 3
     assert attrs["tokenkpi.context.tool_results_tokens"] == n_tokens(TOOL_OUTPUT_1) + n_tokens(TOOL_OUTPUT_2)
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_definition_tokens(
-        WEATHER_TOOL
-    ) + tool_definition_tokens(TIME_TOOL)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == billed_tool_tokens(
+        [WEATHER_TOOL, TIME_TOOL], [], api="responses"
+    )
     assert attrs["tokenkpi.context.system_tokens"] == 0
     assert attrs["gen_ai.response.finish_reasons"] == ("tool_calls",)
     assert (attrs["gen_ai.usage.input_tokens"], attrs["gen_ai.usage.output_tokens"]) == (300, 40)

@@ -289,19 +289,19 @@ def test_the_demo_file_reports_the_demo_numbers(loaded_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert ": 7 spans in 1 lines; 6 model calls, 1 tasks" in out
     model = table(out, "Waste by model")["gpt-4o-mini"]
-    assert model[:7] == ["6", "1", "1,666", "142", "256", "1,036", "57.3%"]
+    assert model[:7] == ["6", "1", "1,666", "142", "256", "925", "51.2%"]
     kinds = table(out, "Waste by kind")
     assert [kinds[k][0] for k in ("uncached re-sent context", "repeated requests", "duplicate tool calls")] == [
-        "590",
+        "479",
         "384",
         "38",
     ]
     assert kinds["truncated output"][0] == "24" and kinds["failed calls"][0] == "0"
-    assert "unused tool definitions: 504 tokens" in out
-    assert table(out, "Waste by task")["travel-assistant"][:7] == ["1", "1", "0", "6", "1,808", "1,036", "57.3%"]
+    assert "unused tool definitions: 348 tokens" in out
+    assert table(out, "Waste by task")["travel-assistant"][:7] == ["1", "1", "0", "6", "1,808", "925", "51.2%"]
     assert main(["report", str(path), "--by", "team"]) == 0
     row = table(capsys.readouterr().out, "Tokens per success by team (best first; groups without a success last)")
-    assert row["travel"][:4] == ["1", "1", "1,808", "57.3%"] and row["travel"][5] == "uncached_resent"
+    assert row["travel"][:4] == ["1", "1", "1,808", "51.2%"] and row["travel"][5] == "uncached_resent"
 
 
 def test_the_progress_bar_draws_on_the_given_stream_and_clears_its_line(spans_file):
