@@ -15,6 +15,7 @@ from typing import Any
 
 import cohere
 import pytest
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 from conftest import Telemetry, instrumented_with
 
 from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
@@ -113,12 +114,10 @@ def capturing(loaded_data: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Te
         yield telemetry
 
 
-def run_waste_script(server: FakeCohereServer) -> None:
+def run_waste_script(server: FakeCohereServer, billed: int = BIG) -> None:
     """The script of ``test_waste_across_providers.py`` through ``cohere.ClientV2``: a tool call; the same
     call with its argument keys reordered; the duplicate's result sent back, answered with a reply cut at
     ``MAX_TOKENS``; that request again, unchanged; a failed call."""
-    from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-
     client = make_client(server)
     tools = [
         {"type": "function", "function": {"name": "get_weather", "description": "Weather.", "parameters": PARAMETERS}}
@@ -126,10 +125,10 @@ def run_waste_script(server: FakeCohereServer) -> None:
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     reply, call = fake_cohere.Reply, fake_cohere.ToolCall
     server.enqueue(
-        reply(text=None, tool_calls=[call("get_weather", ARGS, "k1")], input_tokens=BIG),
-        reply(text=None, tool_calls=[call("get_weather", ARGS_REORDERED, "k2")], input_tokens=BIG, output_tokens=40),
-        reply(text="It is 21", finish_reason="MAX_TOKENS", input_tokens=BIG, output_tokens=8),
-        reply(text="It is 21", finish_reason="MAX_TOKENS", input_tokens=BIG, output_tokens=8),
+        reply(text=None, tool_calls=[call("get_weather", ARGS, "k1")], input_tokens=billed),
+        reply(text=None, tool_calls=[call("get_weather", ARGS_REORDERED, "k2")], input_tokens=billed, output_tokens=40),
+        reply(text="It is 21", finish_reason="MAX_TOKENS", input_tokens=billed, output_tokens=8),
+        reply(text="It is 21", finish_reason="MAX_TOKENS", input_tokens=billed, output_tokens=8),
         reply(status=500),
     )
     for call_id, result in (("k1", RESULT_1), ("k2", RESULT_2)):

@@ -14,6 +14,7 @@ from typing import Any
 
 import groq
 import pytest
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 from conftest import Telemetry, instrumented_with
 
 from otel_tokenkpi import tokens
@@ -82,27 +83,25 @@ def async_groq_client(gfake: FakeGroqServer) -> Any:
     return make_client(gfake, is_async=True)
 
 
-def run_waste_script(server: FakeGroqServer) -> None:
+def run_waste_script(server: FakeGroqServer, billed: int = BIG) -> None:
     """tests/test_waste_across_providers.py's script, through the groq SDK: (1) a tool call; (2) the same
     call, keys reordered; (3) the duplicate's result sent back, answer cut at the token limit; (4) that
     request repeated; (5) a failed call."""
-    from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-
     client = make_client(server)
     tools = [
         {"type": "function", "function": {"name": "get_weather", "description": "Weather.", "parameters": PARAMETERS}}
     ]
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     server.enqueue(
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "g1")], prompt_tokens=BIG),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "g1")], prompt_tokens=billed),
         Reply(
             text=None,
             tool_calls=[ToolCall("get_weather", ARGS_REORDERED, "g2")],
-            prompt_tokens=BIG,
+            prompt_tokens=billed,
             completion_tokens=40,
         ),
-        Reply(text="It is 21", finish_reason="length", prompt_tokens=BIG, completion_tokens=8),
-        Reply(text="It is 21", finish_reason="length", prompt_tokens=BIG, completion_tokens=8),
+        Reply(text="It is 21", finish_reason="length", prompt_tokens=billed, completion_tokens=8),
+        Reply(text="It is 21", finish_reason="length", prompt_tokens=billed, completion_tokens=8),
         Reply(status=500),
     )
     for call_id, result in (("g1", RESULT_1), ("g2", RESULT_2)):

@@ -95,7 +95,7 @@ def ltelemetry(loaded_data: None, instrumentors: list[Any]) -> Iterator[Telemetr
         yield t
 
 
-def run_waste_script(server: FakeOpenAIServer) -> None:
+def run_waste_script(server: FakeOpenAIServer, billed: int = BIG) -> None:
     """tests/test_waste_across_providers.py's script, through ``litellm.completion`` to OpenAI."""
     complete = make_client(server)
     tools = [
@@ -104,15 +104,15 @@ def run_waste_script(server: FakeOpenAIServer) -> None:
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     reply = fake_openai.Reply
     server.enqueue(
-        reply(text=None, tool_calls=[fake_openai.ToolCall("get_weather", ARGS, "c1")], prompt_tokens=BIG),
+        reply(text=None, tool_calls=[fake_openai.ToolCall("get_weather", ARGS, "c1")], prompt_tokens=billed),
         reply(
             text=None,
             tool_calls=[fake_openai.ToolCall("get_weather", ARGS_REORDERED, "c2")],
-            prompt_tokens=BIG,
+            prompt_tokens=billed,
             completion_tokens=40,
         ),
-        reply(text="It is 21", finish_reason="length", prompt_tokens=BIG, completion_tokens=8),
-        reply(text="It is 21", finish_reason="length", prompt_tokens=BIG, completion_tokens=8),
+        reply(text="It is 21", finish_reason="length", prompt_tokens=billed, completion_tokens=8),
+        reply(text="It is 21", finish_reason="length", prompt_tokens=billed, completion_tokens=8),
         reply(status=500),
     )
     for call_id, result in (("c1", RESULT_1), ("c2", RESULT_2)):

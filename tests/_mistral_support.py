@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
 from conftest import Telemetry, instrumented_with
 from mistralai.client import Mistral, errors
 
@@ -69,12 +70,10 @@ def mclient(mfake: FakeMistralServer) -> Mistral:
     return make_client(mfake)
 
 
-def run_waste_script(server: FakeMistralServer) -> None:
+def run_waste_script(server: FakeMistralServer, billed: int = BIG) -> None:
     """tests/test_waste_across_providers.py's script through the real mistralai SDK: (1) a tool call; (2) the
     same call with its argument keys reordered; (3) the duplicate's result sent back, answered with a reply
     cut at the token limit; (4) that request repeated; (5) a failed call."""
-    from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-
     client = make_client(server)
     tools = [
         {"type": "function", "function": {"name": "get_weather", "description": "Weather.", "parameters": PARAMETERS}}
@@ -82,10 +81,10 @@ def run_waste_script(server: FakeMistralServer) -> None:
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     reply, call = fake_mistral.Reply, fake_mistral.ToolCall
     server.enqueue(
-        reply(text=None, tool_calls=[call("get_weather", ARGS, "m1")], input_tokens=BIG),
-        reply(text=None, tool_calls=[call("get_weather", ARGS_REORDERED, "m2")], input_tokens=BIG, output_tokens=40),
-        reply(text="It is 21", finish_reason="length", input_tokens=BIG, output_tokens=8),
-        reply(text="It is 21", finish_reason="length", input_tokens=BIG, output_tokens=8),
+        reply(text=None, tool_calls=[call("get_weather", ARGS, "m1")], input_tokens=billed),
+        reply(text=None, tool_calls=[call("get_weather", ARGS_REORDERED, "m2")], input_tokens=billed, output_tokens=40),
+        reply(text="It is 21", finish_reason="length", input_tokens=billed, output_tokens=8),
+        reply(text="It is 21", finish_reason="length", input_tokens=billed, output_tokens=8),
         reply(status=500),
     )
     for call_id, result in (("m1", RESULT_1), ("m2", RESULT_2)):

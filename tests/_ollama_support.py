@@ -82,17 +82,17 @@ def async_oclient(ofake: FakeOllamaServer) -> Any:
     return make_client(ofake, is_async=True)
 
 
-def run_waste_script(server: FakeOllamaServer) -> None:
+def run_waste_script(server: FakeOllamaServer, billed: int = BIG) -> None:
     """The script of test_waste_across_providers: (1) a tool call; (2) the same call, keys reordered; (3) the
     duplicate's result sent back, answered with a reply cut at the token limit; (4) that request repeated
     unchanged; (5) a failed call. Ollama answers tool calls with ``role: tool`` messages naming the tool."""
     client = make_client(server)
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     server.enqueue(
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS)], input_tokens=BIG),
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS_REORDERED)], input_tokens=BIG, output_tokens=40),
-        Reply(text="It is 21", finish_reason="length", input_tokens=BIG, output_tokens=8),
-        Reply(text="It is 21", finish_reason="length", input_tokens=BIG, output_tokens=8),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS)], input_tokens=billed),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS_REORDERED)], input_tokens=billed, output_tokens=40),
+        Reply(text="It is 21", finish_reason="length", input_tokens=billed, output_tokens=8),
+        Reply(text="It is 21", finish_reason="length", input_tokens=billed, output_tokens=8),
         Reply(status=500),
     )
     for result in (RESULT_1, RESULT_2):

@@ -129,7 +129,8 @@ def test_results_identical_with_and_without_instrumentation(atelemetry, afake, a
 
 def test_parallel_tool_calls_and_tool_definitions(atelemetry, afake, anthropic_client):
     calls = [ToolCall(name, json.dumps({"city": "Paris"})) for name in ("get_weather", "get_time", "get_news")]
-    afake.enqueue(Reply(text=None, tool_calls=calls, output_tokens=70))
+    # Billed as a real request is: the content plus Anthropic's tool-use system prompt and framing.
+    afake.enqueue(Reply(text=None, tool_calls=calls, input_tokens=400, output_tokens=70))
     tools = [WEATHER_TOOL, TIME_TOOL, NEWS_TOOL]
     message = anthropic_client.messages.create(model=MODEL, max_tokens=256, messages=USER, tools=tools)
     assert [b.type for b in message.content] == ["tool_use"] * 3
@@ -138,8 +139,13 @@ def test_parallel_tool_calls_and_tool_definitions(atelemetry, afake, anthropic_c
     assert attrs["tokenkpi.tools.defined_count"] == 3
     assert attrs["gen_ai.response.finish_reasons"] == ("tool_use",)
     # each tool's estimate plus Anthropic's documented tool-use system prompt (auto)
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == sum(tool_tokens(t) for t in tools) + TOOL_PROMPT
+    definitions = sum(tool_tokens(t) for t in tools) + TOOL_PROMPT
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == definitions
     assert attrs["gen_ai.usage.output_tokens"] == 70
+    # A first call: everything is new, and the breakdown adds up to the bill.
+    assert attrs["tokenkpi.context.resent_tokens"] == 0
+    assert attrs["tokenkpi.context.new_tokens"] == definitions + est(USER[0]["content"])
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 400 - definitions - est(USER[0]["content"])
 
 
 def test_context_breakdown_of_an_agent_turn(atelemetry, afake, anthropic_client):
@@ -204,10 +210,14 @@ def test_thinking_tokens_are_reasoning_output(atelemetry, afake, anthropic_clien
 
 def test_messages_from_a_generator_reach_the_sdk_and_the_span(atelemetry, afake, anthropic_client):
     history = [{"role": "user", "content": RESULT_ROME}, {"role": "assistant", "content": "Noted."}, *USER]
+    afake.enqueue(Reply(input_tokens=120))
     anthropic_client.messages.create(model=MODEL, max_tokens=16, system=SYSTEM, messages=(m for m in history))
     assert afake.requests[-1].body["messages"] == history
     attrs = atelemetry.span().attributes
-    assert attrs["tokenkpi.context.new_tokens"] + attrs["tokenkpi.context.resent_tokens"] > est(RESULT_ROME)
+    # Everything up to the assistant's answer is re-sent; the last user turn is new.
+    resent, new = est(SYSTEM, RESULT_ROME, "Noted."), est(USER[0]["content"])
+    assert (attrs["tokenkpi.context.resent_tokens"], attrs["tokenkpi.context.new_tokens"]) == (resent, new)
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 120 - resent - new
 
 
 @pytest.mark.parametrize(

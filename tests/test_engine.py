@@ -1,5 +1,6 @@
-"""The engine's per-call rules as plain functions (no span), and counting the
-new part of a request in the background while the call is in flight."""
+"""The engine's per-call rules as plain functions (no span), counting the new part of a request in the
+background while the call is in flight, and the context breakdown reconciled with the billed input
+through the real openai SDK."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import tiktoken
 from conftest import check_in_forked_child
 
 from otel_tokenkpi import counting, engine, tokens
+from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.record import (
     CallRecord,
     CallRequest,
@@ -16,6 +18,7 @@ from otel_tokenkpi.record import (
     ToolCall,
     ToolDefinition,
 )
+from otel_tokenkpi.testing.fake_openai import Reply
 
 O200K = tiktoken.get_encoding("o200k_base")
 
@@ -87,3 +90,78 @@ def test_background_counter_works_in_a_forked_child(loaded_data):
         }
 
     check_in_forked_child(child_checks)
+
+
+# One agent turn for the reconciliation tests: system, question, the model's tool call, its result.
+THERMOMETER = {
+    "type": "function",
+    "function": {
+        "name": "thermometer",
+        "description": "Reads a room's temperature.",
+        "parameters": {"type": "object", "properties": {"room": {"type": "string"}}},
+    },
+}
+TURN = [
+    {"role": "system", "content": "Be brief and exact."},
+    {"role": "user", "content": "What is the temperature in the lab?"},
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "thermometer", "arguments": '{"room": "lab"}'}}
+        ],
+    },
+    {"role": "tool", "tool_call_id": "c1", "content": "21 degrees and steady since noon."},
+]
+# The parts as counted locally (o200k_base for gpt-4o): DESIGN.md "Counting".
+SYSTEM_PART = n("Be brief and exact.")
+DEFINITIONS_PART = (
+    n("thermometer") + n("Reads a room's temperature.") + n('{"type":"object","properties":{"room":{"type":"string"}}}')
+)
+RESULTS_PART = n("21 degrees and steady since noon.")
+RESENT_PART = (
+    DEFINITIONS_PART + SYSTEM_PART + n("What is the temperature in the lab?") + n("thermometer") + n('{"room": "lab"}')
+)
+NEW_PART = RESULTS_PART
+LOCAL = RESENT_PART + NEW_PART
+
+
+def breakdown(attrs) -> dict[str, int]:
+    keys = ("system", "tool_definitions", "tool_results", "resent", "new", "unattributed")
+    return {key: attrs[f"tokenkpi.context.{key}_tokens"] for key in keys}
+
+
+def test_a_bill_above_the_local_parts_leaves_them_exact_and_names_the_rest_unattributed(telemetry, fake, openai_client):
+    billed = LOCAL + 37  # OpenAI bills per-message framing and its rendering of the tool schema on top
+    fake.enqueue(Reply(text="21 C.", prompt_tokens=billed, completion_tokens=4))
+    openai_client.chat.completions.create(model="gpt-4o", messages=TURN, tools=[THERMOMETER])
+    attrs = telemetry.span().attributes
+    assert breakdown(attrs) == {
+        "system": SYSTEM_PART,
+        "tool_definitions": DEFINITIONS_PART,
+        "tool_results": RESULTS_PART,
+        "resent": RESENT_PART,
+        "new": NEW_PART,
+        "unattributed": 37,
+    }
+    assert attrs[sc.CONTEXT_RESENT_TOKENS] + attrs[sc.CONTEXT_NEW_TOKENS] + 37 == attrs[sc.USAGE_INPUT_TOKENS]
+    assert sc.TOKENS_ESTIMATED not in attrs  # exact local counts within the bill: nothing estimated
+
+
+def test_a_bill_below_the_local_parts_scales_them_to_it_and_flags_them_estimated(telemetry, fake, openai_client):
+    billed = 40
+    assert billed < LOCAL  # our counting rule says more than the provider billed
+    fake.enqueue(Reply(text="21 C.", prompt_tokens=billed, completion_tokens=4))
+    openai_client.chat.completions.create(model="gpt-4o", messages=TURN, tools=[THERMOMETER])
+    attrs = telemetry.span().attributes
+    resent = RESENT_PART * billed // LOCAL  # every part by the same factor, rounded down
+    assert breakdown(attrs) == {
+        "system": SYSTEM_PART * billed // LOCAL,
+        "tool_definitions": DEFINITIONS_PART * billed // LOCAL,
+        "tool_results": RESULTS_PART * billed // LOCAL,
+        "resent": resent,
+        "new": billed - resent,  # the new part takes the rounding, so the two add up to the bill
+        "unattributed": 0,
+    }
+    assert attrs[sc.CONTEXT_RESENT_TOKENS] + attrs[sc.CONTEXT_NEW_TOKENS] == attrs[sc.USAGE_INPUT_TOKENS] == billed
+    assert attrs[sc.TOKENS_ESTIMATED] is True  # a scaled part is never published as exact

@@ -70,13 +70,13 @@ TOOL_REPLY = Reply(
         ToolCall("get_weather", '{"city": "Oslo"}'),
         ToolCall("get_time", '{"tz": "Europe/Paris"}'),
     ],
-    prompt_tokens=55,
+    prompt_tokens=120,  # the content plus OpenAI's rendering of the tool schemas and message framing
     completion_tokens=21,
     cached_tokens=16,
 )
 # genai-prices (bundled): gpt-4o-mini $0.15 in / $0.60 out per Mtok; gpt-4o $2.50 in / $1.25 cached / $10 out.
 STREAM_COST = (42 * 0.15 + 7 * 0.6) / 1_000_000
-TOOL_COST = ((55 - 16) * 2.5 + 16 * 1.25 + 21 * 10.0) / 1_000_000
+TOOL_COST = ((120 - 16) * 2.5 + 16 * 1.25 + 21 * 10.0) / 1_000_000
 
 
 def _o200k(text: str) -> int:
@@ -198,6 +198,10 @@ def test_spans_exported_over_otlp(transport: str, rx: Rx, fake: Fake, loaded_dat
     assert s["tokenkpi.tools.defined_count"] == 0
     assert s["tokenkpi.context.system_tokens"] == _o200k(MESSAGES[0]["content"])
     assert s["tokenkpi.context.tool_definitions_tokens"] == 0
+    # The breakdown adds up to the bill: all new (a first call), the rest is OpenAI's framing.
+    content = _o200k(MESSAGES[0]["content"]) + _o200k(MESSAGES[1]["content"])
+    assert (s["tokenkpi.context.resent_tokens"], s["tokenkpi.context.new_tokens"]) == (0, content)
+    assert s["tokenkpi.context.unattributed_tokens"] == 42 - content
     assert s["tokenkpi.context.window"] == 128000
     assert s["tokenkpi.context.utilization"] == pytest.approx(42 / 128000, rel=1e-12)
     assert s["tokenkpi.cost.usd"] == pytest.approx(STREAM_COST, rel=1e-12)
@@ -207,7 +211,7 @@ def test_spans_exported_over_otlp(transport: str, rx: Rx, fake: Fake, loaded_dat
     assert "gen_ai.request.stream" not in t
     assert t["gen_ai.response.id"] == "chatcmpl-2"
     assert t["gen_ai.response.finish_reasons"] == ["tool_calls"]
-    assert t["gen_ai.usage.input_tokens"] == 55
+    assert t["gen_ai.usage.input_tokens"] == 120
     assert t["gen_ai.usage.output_tokens"] == 21
     assert t["gen_ai.usage.cache_read.input_tokens"] == 16
     assert t["tokenkpi.tool_calls.count"] == 3
@@ -215,6 +219,8 @@ def test_spans_exported_over_otlp(transport: str, rx: Rx, fake: Fake, loaded_dat
     assert t["tokenkpi.context.tool_definitions_tokens"] == _tool_definition_tokens(TOOLS)
     assert t["tokenkpi.context.system_tokens"] == _o200k(MESSAGES[0]["content"])
     assert t["tokenkpi.context.tool_results_tokens"] == 0
+    assert t["tokenkpi.context.new_tokens"] == content + _tool_definition_tokens(TOOLS)
+    assert t["tokenkpi.context.unattributed_tokens"] == 120 - content - _tool_definition_tokens(TOOLS)
     assert t["tokenkpi.cost.usd"] == pytest.approx(TOOL_COST, rel=1e-12)
     assert "tokenkpi.tokens.estimated" not in t
 
@@ -227,6 +233,6 @@ def test_spans_exported_over_otlp(transport: str, rx: Rx, fake: Fake, loaded_dat
     assert summary == {
         ("gpt-4o-mini", "input", 42.0, 1),
         ("gpt-4o-mini", "output", 7.0, 1),
-        ("gpt-4o", "input", 55.0, 1),
+        ("gpt-4o", "input", 120.0, 1),
         ("gpt-4o", "output", 21.0, 1),
     }

@@ -131,7 +131,8 @@ def test_plain_call_span_has_semconv_shape_and_exact_usage(gtelemetry, gemini, g
 
 
 def test_history_tools_and_tool_results_are_counted(gtelemetry, gemini, gclient):
-    gemini.enqueue(Reply(text="It is clear and 21C.", input_tokens=80, output_tokens=9))
+    # Billed as Gemini bills a request: the content plus its rendering of the declarations and turns.
+    gemini.enqueue(Reply(text="It is clear and 21C.", input_tokens=200, output_tokens=9))
     config = {
         "system_instruction": {"parts": [{"text": SYSTEM}]},
         "tools": [{"function_declarations": [WEATHER_DECLARATION, HOTEL_DECLARATION]}],
@@ -144,18 +145,28 @@ def test_history_tools_and_tool_results_are_counted(gtelemetry, gemini, gclient)
     assert attrs["tokenkpi.context.tool_definitions_tokens"] == weather + hotel
     assert attrs["tokenkpi.context.tool_results_tokens"] == estimate(compact(WEATHER_RESULT))
     assert attrs["tokenkpi.context.system_tokens"] == estimate(SYSTEM)
-    assert attrs["gen_ai.usage.input_tokens"] == 80
+    assert attrs["gen_ai.usage.input_tokens"] == 200
+    # Re-sent: everything up to the model's function call; new: the function's result.
+    call = estimate("get_weather", compact({"city": "Paris"}))
+    resent = weather + hotel + estimate(SYSTEM, "Weather in Paris?") + call
+    assert attrs["tokenkpi.context.resent_tokens"] == resent
+    assert attrs["tokenkpi.context.new_tokens"] == estimate(compact(WEATHER_RESULT))
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 200 - resent - estimate(compact(WEATHER_RESULT))
 
 
 def test_builtin_tools_count_as_defined(gtelemetry, gemini, gclient):
     config = types.GenerateContentConfig(
         tools=[types.Tool(google_search=types.GoogleSearch()), {"function_declarations": [WEATHER_DECLARATION]}]
     )
+    gemini.enqueue(Reply(input_tokens=100))  # the content plus the grounding tool's hidden prompt
     gclient.models.generate_content(model=MODEL, contents="Search the weather.", config=config)
     attrs = gtelemetry.span().attributes
     assert attrs["tokenkpi.tools.defined_count"] == 2
     weather = estimate("get_weather", WEATHER_DECLARATION["description"], WEATHER_WIRE_SCHEMA)
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == weather + estimate("google_search")
+    definitions = weather + estimate("google_search")
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == definitions
+    local = definitions + estimate("Search the weather.")
+    assert (attrs["tokenkpi.context.new_tokens"], attrs["tokenkpi.context.unattributed_tokens"]) == (local, 100 - local)
 
 
 def test_three_function_calls_in_one_candidate_are_fan_out(gtelemetry, gemini, gclient):
@@ -241,16 +252,17 @@ def test_bad_json_raises_the_sdks_own_error(gtelemetry, gemini, gclient):
 
 
 async def test_async_generate_content(gtelemetry, gemini, gclient):
-    gemini.enqueue(Reply(text="Async.", input_tokens=12, output_tokens=3, cache_read_tokens=4))
+    gemini.enqueue(Reply(text="Async.", input_tokens=24, output_tokens=3, cache_read_tokens=4))
     result = await gclient.aio.models.generate_content(
         model=MODEL, contents="Hi", config={"system_instruction": SYSTEM}
     )
     assert result.text == "Async."
     attrs = gtelemetry.span().attributes
-    assert attrs["gen_ai.usage.input_tokens"] == 12
+    assert attrs["gen_ai.usage.input_tokens"] == 24
     assert attrs["gen_ai.usage.output_tokens"] == 3
     assert attrs["gen_ai.usage.cache_read.input_tokens"] == 4
     assert attrs["tokenkpi.context.system_tokens"] == estimate(SYSTEM)
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 24 - estimate(SYSTEM, "Hi")
     assert "gen_ai.request.stream" not in attrs
 
 
@@ -270,8 +282,8 @@ def test_automatic_function_calling_is_one_span_per_request(gtelemetry, gemini, 
     """AFC: the SDK runs the function and sends its result back in a second request. Each request is
     billed and reported on its own span; the user gets the last response."""
     gemini.enqueue(
-        Reply(text=None, tool_calls=[ToolCall("get_weather", '{"city":"Paris"}')], input_tokens=30, output_tokens=6),
-        Reply(text="Clear, 21C.", input_tokens=55, output_tokens=8),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", '{"city":"Paris"}')], input_tokens=60, output_tokens=6),
+        Reply(text="Clear, 21C.", input_tokens=110, output_tokens=8),
     )
     result = gclient.models.generate_content(model=MODEL, contents="Weather in Paris?", config={"tools": [get_weather]})
     assert result.text == "Clear, 21C."
@@ -279,24 +291,31 @@ def test_automatic_function_calling_is_one_span_per_request(gtelemetry, gemini, 
     first, second = gtelemetry.spans()
     assert first.attributes["tokenkpi.tool_calls.count"] == 1
     assert second.attributes["tokenkpi.tool_calls.count"] == 0
-    assert (first.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.input_tokens"]) == (30, 55)
+    assert (first.attributes["gen_ai.usage.input_tokens"], second.attributes["gen_ai.usage.input_tokens"]) == (60, 110)
     assert (first.attributes["gen_ai.usage.output_tokens"], second.attributes["gen_ai.usage.output_tokens"]) == (6, 8)
     # The second request carries the function's result (as the SDK sent it) and the same tool.
     sent = gemini.requests[1].body["contents"][-1]["parts"][0]["functionResponse"]["response"]
     assert second.attributes["tokenkpi.context.tool_results_tokens"] == estimate(compact(sent))
-    for span in (first, second):
+    for span, billed in ((first, 60), (second, 110)):
         assert span.attributes["tokenkpi.tools.defined_count"] == 1
         assert span.attributes["tokenkpi.context.tool_definitions_tokens"] > estimate("get_weather")
+        parts = ("resent", "new", "unattributed")
+        assert sum(span.attributes[f"tokenkpi.context.{part}_tokens"] for part in parts) == billed
+    assert second.attributes["tokenkpi.context.new_tokens"] == estimate(compact(sent))
 
 
 def test_chat_send_message_gets_a_span_per_turn(gtelemetry, gemini, gclient):
-    gemini.enqueue(Reply(text="Hello!"), Reply(text="Still here."))
+    gemini.enqueue(Reply(text="Hello!", input_tokens=20), Reply(text="Still here.", input_tokens=32))
     chat = gclient.chats.create(model=MODEL, config={"system_instruction": SYSTEM})
     chat.send_message("Hi")
     chat.send_message("Are you there?")
     spans = gtelemetry.spans()
     assert len(spans) == 2
     assert all(s.attributes["tokenkpi.context.system_tokens"] == estimate(SYSTEM) for s in spans)
+    resent, new = estimate(SYSTEM, "Hi", "Hello!"), estimate("Are you there?")
+    second = spans[1].attributes
+    assert (second["tokenkpi.context.resent_tokens"], second["tokenkpi.context.new_tokens"]) == (resent, new)
+    assert second["tokenkpi.context.unattributed_tokens"] == 32 - resent - new
     # The second turn re-sends the first one: history read from the SDK's Content objects.
     assert len(gemini.requests[1].body["contents"]) == 3
 

@@ -170,10 +170,14 @@ def test_import_before_instrument_is_one_span(ltelemetry, fake):
 
 def test_positional_model_and_messages_are_read(ltelemetry, fake):
     target = support.target(fake)
+    fake.enqueue(Reply(text="Grand.", prompt_tokens=25))  # the two messages plus OpenAI's framing
     litellm.completion(target.pop("model"), MESSAGES, **target)
     attrs = ltelemetry.span().attributes
     assert attrs["gen_ai.request.model"] == "gpt-4o"
     assert attrs["tokenkpi.context.system_tokens"] == tokens_of("You are brief.")
+    content = tokens_of(*(m["content"] for m in MESSAGES))  # a first call: all new
+    assert attrs["tokenkpi.context.new_tokens"] == content
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 25 - content
 
 
 def test_litellm_retries_are_inside_the_one_span(ltelemetry, fake):

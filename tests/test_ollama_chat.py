@@ -88,7 +88,8 @@ def test_module_function_replaced_by_the_user_is_left_alone(loaded_data, ofake, 
 
 def test_parallel_tool_calls_fan_out(otelemetry, ofake, oclient):
     calls = [ToolCall("get_weather", json.dumps({"city": c, "unit": "C"})) for c in CITIES]
-    ofake.enqueue(Reply(text="", tool_calls=calls, output_tokens=60))
+    # prompt_eval_count as Ollama reports it: the content rendered through the model's tool template.
+    ofake.enqueue(Reply(text="", tool_calls=calls, input_tokens=180, output_tokens=60))
     response = oclient.chat(MODEL, USER, tools=[WEATHER_TOOL])
     calls = at(response, "message", "tool_calls")
     assert [at(c, "function", "arguments")["city"] for c in calls] == list(CITIES)
@@ -97,8 +98,11 @@ def test_parallel_tool_calls_fan_out(otelemetry, ofake, oclient):
     assert attrs[sc.TOOL_CALLS_DUPLICATE_COUNT] == 0
     assert attrs[sc.TOOLS_DEFINED_COUNT] == 1
     schema = json.dumps(WEATHER_TOOL["function"]["parameters"], separators=(",", ":"))
-    assert attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] == estimate("get_weather", "Weather.", schema)
+    definitions = estimate("get_weather", "Weather.", schema)
+    assert attrs[sc.CONTEXT_TOOL_DEFINITIONS_TOKENS] == definitions
     assert attrs[sc.RESPONSE_FINISH_REASONS] == ("stop",)
+    local = definitions + estimate(USER[0]["content"])  # a first call: all new
+    assert (attrs[sc.CONTEXT_NEW_TOKENS], attrs[sc.CONTEXT_UNATTRIBUTED_TOKENS]) == (local, 180 - local)
 
 
 def test_history_with_tool_results_is_split_and_ids_pair_calls_with_results(otelemetry, ofake, oclient):
@@ -114,13 +118,19 @@ def test_history_with_tool_results_is_split_and_ids_pair_calls_with_results(otel
         {"role": "tool", "tool_name": "get_weather", "content": "Paris: 21"},
         {"role": "tool", "content": "Rome: 25"},  # no tool_name: answers the next call
     ]
+    ofake.enqueue(Reply(text="Rome is warmer.", input_tokens=90))
     oclient.chat(MODEL, history)
     attrs = otelemetry.span().attributes
     assert attrs[sc.CONTEXT_SYSTEM_TOKENS] == estimate("Be brief.")
     assert attrs[sc.CONTEXT_TOOL_RESULTS_TOKENS] == estimate("Paris: 21", "Rome: 25")
     calls = estimate("get_weather", '{"city":"Paris"}', "get_weather", '{"city":"Rome"}')
-    assert attrs[sc.CONTEXT_RESENT_TOKENS] == estimate("Be brief.", USER[0]["content"]) + calls
+    resent = estimate("Be brief.", USER[0]["content"]) + calls
+    assert attrs[sc.CONTEXT_RESENT_TOKENS] == resent
     assert attrs[sc.CONTEXT_NEW_TOKENS] == estimate("Paris: 21", "Rome: 25")
+    assert attrs[sc.CONTEXT_UNATTRIBUTED_TOKENS] == 90 - resent - estimate("Paris: 21", "Rome: 25")
+    # Ollama runs locally and bills nothing per token: its cache rule is "none" (docs/cache-eligibility.md),
+    # so re-sent context is never waste there.
+    assert attrs[sc.WASTE_UNCACHED_RESENT_TOKENS] == 0
     items = shapes.read_messages(history)
     assert [c.id for c in items[2].tool_calls] == ["ollama_2_0", "ollama_2_1"]
     assert [i.tool_call_id for i in items[3:]] == ["ollama_2_0", "ollama_2_1"]

@@ -146,11 +146,14 @@ def test_parallel_tool_calls_are_fan_out(telemetry, fake, openai_client):
 
 def test_legacy_function_call_counts_as_one_tool_call(telemetry, fake, openai_client):
     functions = [WEATHER_TOOL["function"]]
-    fake.enqueue(Reply(text="ok"))
+    fake.enqueue(Reply(text="ok", prompt_tokens=70))  # the content plus OpenAI's rendering of the function
     openai_client.chat.completions.create(model="gpt-4o", messages=HISTORY[:2], functions=functions)
     attrs = telemetry.span().attributes
     assert attrs["tokenkpi.tools.defined_count"] == 1
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == billed_tool_tokens([WEATHER_TOOL], HISTORY[:2])
+    definitions = billed_tool_tokens([WEATHER_TOOL], HISTORY[:2])
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == definitions
+    local = definitions + tokens_of(SYSTEM, "Weather in Paris?")
+    assert (attrs["tokenkpi.context.new_tokens"], attrs["tokenkpi.context.unattributed_tokens"]) == (local, 70 - local)
 
 
 def test_result_identical_with_and_without_instrumentation(telemetry, fake, openai_client):
@@ -175,21 +178,35 @@ def test_request_sent_unchanged(telemetry, fake, openai_client):
 
 
 def test_generator_messages_are_not_consumed_by_us(telemetry, fake, openai_client):
-    fake.enqueue(Reply())
+    fake.enqueue(Reply(prompt_tokens=60))
     openai_client.chat.completions.create(model="gpt-4o", messages=(m for m in HISTORY))
     assert fake.requests[-1].body["messages"] == HISTORY
-    assert telemetry.span().attributes["tokenkpi.context.system_tokens"] == tokens_of(SYSTEM)
+    attrs = telemetry.span().attributes
+    assert attrs["tokenkpi.context.system_tokens"] == tokens_of(SYSTEM)
+    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Paris"}')
+    assert (attrs["tokenkpi.context.resent_tokens"], attrs["tokenkpi.context.new_tokens"]) == (
+        resent,
+        tokens_of(TOOL_RESULT),
+    )
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 60 - resent - tokens_of(TOOL_RESULT)
 
 
 def test_pydantic_history_messages_are_read(telemetry, fake, openai_client):
-    fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", '{"city":"Rome"}')]))
+    fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", '{"city":"Rome"}')], prompt_tokens=70))
     first = openai_client.chat.completions.create(model="gpt-4o", messages=HISTORY[:2], tools=[WEATHER_TOOL])
     assistant = first.choices[0].message  # a pydantic object, as agents append it
-    fake.enqueue(Reply(text="Warm."))
+    fake.enqueue(Reply(text="Warm.", prompt_tokens=90))
     history = [*HISTORY[:2], assistant, {"role": "tool", "tool_call_id": assistant.tool_calls[0].id, "content": "25C"}]
     openai_client.chat.completions.create(model="gpt-4o", messages=history, tools=[WEATHER_TOOL])
     second = telemetry.spans()[-1].attributes
     assert second["tokenkpi.context.tool_results_tokens"] == tokens_of("25C")
+    # The pydantic assistant message is read: its call is re-sent with everything before it.
+    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Rome"}') + tool_definition_tokens(
+        WEATHER_TOOL
+    )
+    assert second["tokenkpi.context.resent_tokens"] == resent
+    assert second["tokenkpi.context.new_tokens"] == tokens_of("25C")
+    assert second["tokenkpi.context.unattributed_tokens"] == 90 - resent - tokens_of("25C")
 
 
 @pytest.mark.parametrize(
@@ -268,12 +285,19 @@ def test_with_raw_response_bound_before_uninstrument_goes_quiet(telemetry, fake,
 
 
 async def test_async_plain_call(telemetry, fake, async_openai_client):
-    fake.enqueue(Reply(text="async hi", prompt_tokens=21, completion_tokens=3))
+    fake.enqueue(Reply(text="async hi", prompt_tokens=120, completion_tokens=3))
     result = await async_openai_client.chat.completions.create(model="gpt-4o", messages=HISTORY, tools=[WEATHER_TOOL])
     assert result.choices[0].message.content == "async hi"
     attrs = telemetry.span().attributes
-    assert attrs["gen_ai.usage.input_tokens"] == 21
+    assert attrs["gen_ai.usage.input_tokens"] == 120
     assert attrs["tokenkpi.context.tool_results_tokens"] == tokens_of(TOOL_RESULT)
+    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Paris"}') + tool_definition_tokens(
+        WEATHER_TOOL
+    )
+    assert attrs["tokenkpi.context.resent_tokens"] == resent
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 120 - resent - tokens_of(TOOL_RESULT)
+    # gpt-4o caches prefixes from 1,024 tokens on (docs/cache-eligibility.md): this short one is not waste.
+    assert attrs["tokenkpi.waste.uncached_resent_tokens"] == 0
 
 
 async def test_async_error_passes_through(telemetry, fake, async_openai_client):

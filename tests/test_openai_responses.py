@@ -207,7 +207,7 @@ def test_create_request_params_and_developer_message(
     fake: FakeOpenAIServer, telemetry: Any, openai_client: openai.OpenAI
 ) -> None:
     developer = "Prefer metric units."
-    fake.enqueue(Reply(text="ok"))
+    fake.enqueue(Reply(text="ok", prompt_tokens=40))  # the three texts plus OpenAI's message framing
     openai_client.responses.create(
         model=MODEL,
         instructions=INSTRUCTIONS,
@@ -225,6 +225,8 @@ def test_create_request_params_and_developer_message(
     assert attrs["gen_ai.request.top_p"] == 0.5
     # System instructions are `instructions` plus developer/system input messages.
     assert attrs["tokenkpi.context.system_tokens"] == n_tokens(INSTRUCTIONS) + n_tokens(developer)
+    local = n_tokens(INSTRUCTIONS) + n_tokens(developer) + n_tokens("Weather?")  # a first call: all new
+    assert (attrs["tokenkpi.context.new_tokens"], attrs["tokenkpi.context.unattributed_tokens"]) == (local, 40 - local)
 
 
 def test_create_tool_fan_out_and_tool_results(

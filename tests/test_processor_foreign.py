@@ -101,14 +101,20 @@ def test_foreign_genai_spans_get_the_engines_attributes_and_feed_the_root_roll_u
     )
     resent = n(SYSTEM) + n(ASK) + n("Checking both.") + 2 * n("get_weather") + n(carried_paris) + n(carried_rome)
     resent += TOOL_DEFINITION_TOKENS
+    new = n("18C sunny") + n("21C cloudy") + n(FOLLOW_UP)
     assert call[sc.CONTEXT_RESENT_TOKENS] == resent
-    assert call[sc.CONTEXT_NEW_TOKENS] == n("18C sunny") + n("21C cloudy") + n(FOLLOW_UP)
+    assert call[sc.CONTEXT_NEW_TOKENS] == new
+    assert call[sc.CONTEXT_UNATTRIBUTED_TOKENS] == 1200 - resent - new  # the breakdown adds up to the bill
     assert call[sc.TOOLS_DEFINED_COUNT] == 3
     assert call[sc.TOOL_CALLS_COUNT] == 1
     assert call[sc.TOOL_CALLS_DUPLICATE_COUNT] == 1  # get_weather(Rome) again
     assert call[sc.WASTE_DUPLICATE_TOOL_CALL_TOKENS] == n("get_weather") + n(carried_rome)
-    assert call[sc.WASTE_UNCACHED_RESENT_TOKENS] == resent
-    assert call[sc.WASTE_TOKENS] == resent + n("get_weather") + n(carried_rome)
+    # gpt-4o caches prefixes from 1,024 tokens on (docs/cache-eligibility.md): a re-sent prefix of
+    # fewer tokens could not have come from the cache, so it is not waste (the whole prompt being larger
+    # does not matter: only the re-sent prefix is cacheable).
+    assert resent < 1024
+    assert call[sc.WASTE_UNCACHED_RESENT_TOKENS] == 0
+    assert call[sc.WASTE_TOKENS] == n("get_weather") + n(carried_rome)
     assert call[sc.WASTE_RATIO] == call[sc.WASTE_TOKENS] / 1240
     assert sc.COST_USD in call and sc.CONTEXT_WINDOW in call
     root = spans["agent run"].attributes

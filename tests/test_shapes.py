@@ -79,7 +79,8 @@ def test_resent_history_is_counted_once(telemetry, fake, openai_client, monkeypa
         {"role": "system", "content": "You are a careful assistant. " * 8},
         {"role": "user", "content": "A first question that is long enough to be cached, surely. " * 3},
     ]
-    fake.enqueue(Reply(text="first answer"), Reply(text="second answer"))
+    # Realistic bills (the content plus message framing), so neither breakdown is scaled to fit.
+    fake.enqueue(Reply(text="first answer", prompt_tokens=100), Reply(text="second answer", prompt_tokens=130))
     openai_client.chat.completions.create(model="gpt-4o", messages=history)
     first = list(shim.texts)
     history.append({"role": "assistant", "content": "An answer that came back from the model earlier."})
@@ -88,6 +89,7 @@ def test_resent_history_is_counted_once(telemetry, fake, openai_client, monkeypa
     second = shim.texts[len(first) :]
     assert set(second) == {history[2]["content"], history[3]["content"]}
     spans = telemetry.spans()
-    assert (
-        spans[0].attributes["tokenkpi.context.system_tokens"] == spans[1].attributes["tokenkpi.context.system_tokens"]
-    )
+    system = len(shim.inner.encode_ordinary(history[0]["content"]))
+    assert [s.attributes["tokenkpi.context.system_tokens"] for s in spans] == [system, system]
+    parts = ("resent", "new", "unattributed")
+    assert [sum(s.attributes[f"tokenkpi.context.{p}_tokens"] for p in parts) for s in spans] == [100, 130]

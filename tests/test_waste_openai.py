@@ -14,7 +14,7 @@ from typing import Any
 import openai
 import pytest
 import tiktoken
-from _planted_waste import ARGS, ARGS_REORDERED, ASK, RESULT_1, RESULT_2, SYSTEM
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, RESULT_1, RESULT_2, SYSTEM
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -32,6 +32,12 @@ O200K = tiktoken.get_encoding("o200k_base")
 
 def n(text: str) -> int:
     return len(O200K.encode_ordinary(text))
+
+
+def cacheable(resent: int) -> int:
+    """What gpt-4o's prompt cache could serve of a re-sent prefix (platform.openai.com prompt-caching guide):
+    nothing below 1,024 tokens, then 1,024 plus whole 128-token steps."""
+    return 0 if resent < 1024 else 1024 + (resent - 1024) // 128 * 128
 
 
 def tool(name: str, description: str, properties: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,7 +101,7 @@ def run_planted_waste_conversation(client: Any, fake: Any) -> dict[str, int]:
 
     sizes["p3"] = sizes["p2"] + n("get_weather") + n(ARGS_REORDERED) + n(RESULT_2) + 20
     truncated = Reply(text="It is 21 C and clear in", finish_reason="length", completion_tokens=8)
-    truncated.prompt_tokens, truncated.cached_tokens = sizes["p3"], 64
+    truncated.prompt_tokens, truncated.cached_tokens = sizes["p3"], CACHED
     fake.enqueue(truncated, truncated)
     client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS, max_tokens=8)
     again = client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS, max_tokens=8)
@@ -108,24 +114,30 @@ def run_planted_waste_conversation(client: Any, fake: Any) -> dict[str, int]:
     return sizes
 
 
+CACHED = 1024  # the provider served the first 1,024 re-sent tokens of calls 3 and 4 from its cache
+
+
 def expected_planted_waste(sizes: dict[str, int], stateful: bool) -> list[dict[str, int]]:
+    """Re-sent context counts as waste as far as gpt-4o's cache could have served it (SYSTEM is long enough
+    to pass its 1,024-token minimum), less what the cache did serve."""
     repeated = {"repeated_request_tokens": 0} if stateful else {}
     resent_2 = n(SYSTEM) + n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)
     resent_3 = resent_2 + n(RESULT_1) + n("get_weather") + n(ARGS_REORDERED)
     resent_6 = resent_3 + n(RESULT_2) + n("It is 21 C and clear in")  # only the last ask is new
+    assert resent_2 >= 1024  # the rule applies: the prefix is cacheable
     calm = {"failed_call_tokens": 0, **repeated, "truncated_output_tokens": 0, "duplicate_tool_call_tokens": 0}
     return [
         {**calm, "uncached_resent_tokens": 0},
         {
             **calm,
             "duplicate_tool_call_tokens": n("get_weather") + n(ARGS_REORDERED),
-            "uncached_resent_tokens": resent_2,
+            "uncached_resent_tokens": cacheable(resent_2),
         },
         {
             **calm,
             "truncated_output_tokens": 8,
             "duplicate_tool_call_tokens": n(RESULT_2),  # the duplicate's result, sent back for the first time
-            "uncached_resent_tokens": resent_3 - 64,
+            "uncached_resent_tokens": cacheable(resent_3) - CACHED,
         },
         (
             {**calm, "repeated_request_tokens": sizes["p3"] + 8, "uncached_resent_tokens": 0}
@@ -134,11 +146,11 @@ def expected_planted_waste(sizes: dict[str, int], stateful: bool) -> list[dict[s
                 **calm,
                 "truncated_output_tokens": 8,
                 "duplicate_tool_call_tokens": n(RESULT_2),
-                "uncached_resent_tokens": resent_3 - 64,
+                "uncached_resent_tokens": cacheable(resent_3) - CACHED,
             }
         ),
         {"failed_call_tokens": 0},
-        {**calm, "uncached_resent_tokens": resent_6},
+        {**calm, "uncached_resent_tokens": cacheable(resent_6)},
     ]
 
 
@@ -153,6 +165,8 @@ def test_planted_waste_in_a_task_is_flagged_on_the_right_calls_with_exact_number
     assert spans[0].attributes[sc.CONTEXT_NEW_TOKENS] == n(SYSTEM) + n(ASK) + TOOL_DEFS
     assert spans[0].attributes[sc.CONTEXT_RESENT_TOKENS] == 0
     assert spans[1].attributes[sc.CONTEXT_NEW_TOKENS] == n(RESULT_1)
+    # Each bill is the content plus 20 tokens of framing per turn: the breakdown adds up to it.
+    assert [spans[i].attributes[sc.CONTEXT_UNATTRIBUTED_TOKENS] for i in (0, 1)] == [20, 40]
     assert spans[4].attributes[sc.ERROR_TYPE] == "InternalServerError"
     assert sc.WASTE_RATIO not in spans[4].attributes  # nothing billed: no ratio
     for span in spans:
@@ -166,7 +180,7 @@ def test_planted_waste_in_a_task_is_flagged_on_the_right_calls_with_exact_number
     assert rollup[sc.TRACE_LLM_CALLS] == 6
     assert rollup[sc.TRACE_INPUT_TOKENS] == billed_in
     assert rollup[sc.TRACE_OUTPUT_TOKENS] == 5 + 30 + 8 + 8 + 4
-    assert rollup[sc.TRACE_CACHE_READ_TOKENS] == 128
+    assert rollup[sc.TRACE_CACHE_READ_TOKENS] == 2 * CACHED
     assert rollup[sc.TRACE_WASTE_TOKENS] == sum(s.attributes[sc.WASTE_TOKENS] for s in spans)
     assert rollup[sc.TRACE_WASTE_RATIO] == rollup[sc.TRACE_WASTE_TOKENS] / (billed_in + 55)
     assert rollup[sc.TRACE_TOOL_CALLS] == 2
@@ -204,15 +218,15 @@ def test_a_duplicate_result_is_charged_once_even_when_the_agent_drops_the_answer
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     fake.enqueue(
         # Billed sizes large enough that no cap hides a kind.
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=2000),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=BIG),
         Reply(
             text=None,
             tool_calls=[ToolCall("get_weather", ARGS_REORDERED, "c2")],
-            prompt_tokens=2000,
+            prompt_tokens=BIG,
             completion_tokens=40,
         ),
-        Reply(text="It is 21 C and", finish_reason="length", prompt_tokens=2000, completion_tokens=4),
-        Reply(text="It is 21 C and clear.", prompt_tokens=2000, completion_tokens=7),
+        Reply(text="It is 21 C and", finish_reason="length", prompt_tokens=BIG, completion_tokens=4),
+        Reply(text="It is 21 C and clear.", prompt_tokens=BIG, completion_tokens=7),
     )
     with otel_tokenkpi.conversation("trip-1") if remembered else contextlib.nullcontext():
         for call_id, result in (("c1", RESULT_1), ("c2", RESULT_2)):
@@ -228,12 +242,21 @@ def test_a_duplicate_result_is_charged_once_even_when_the_agent_drops_the_answer
 
 def test_a_clean_conversation_has_every_waste_attribute_at_zero(telemetry, fake, openai_client):
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
-    fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=200))
+    resent = n(SYSTEM) + n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)
+    first_bill = n(SYSTEM) + n(ASK) + TOOL_DEFS + 20
+    fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=first_bill))
     with otel_tokenkpi.conversation("clean-1"):
         first = openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
         messages += [first.choices[0].message, tool_message("c1", RESULT_1)]
-        # The provider served the whole re-sent prefix from its cache.
-        fake.enqueue(Reply(text="21 C and clear.", prompt_tokens=260, cached_tokens=256, completion_tokens=6))
+        # The provider served all it could of the re-sent prefix from its cache (whole 128-token steps).
+        fake.enqueue(
+            Reply(
+                text="21 C and clear.",
+                prompt_tokens=resent + n(RESULT_1) + 20,
+                cached_tokens=cacheable(resent),
+                completion_tokens=6,
+            )
+        )
         openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
     spans = model_spans(telemetry)
     zero = dict.fromkeys(
@@ -250,7 +273,8 @@ def test_a_clean_conversation_has_every_waste_attribute_at_zero(telemetry, fake,
     assert [s.attributes[sc.WASTE_TOKENS] for s in spans] == [0, 0]
     assert [s.attributes[sc.WASTE_RATIO] for s in spans] == [0.0, 0.0]
     assert [s.attributes[sc.CONVERSATION_ID] for s in spans] == ["clean-1", "clean-1"]
-    assert spans[1].attributes[sc.CONTEXT_RESENT_TOKENS] == n(SYSTEM) + n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)
+    assert spans[1].attributes[sc.CONTEXT_RESENT_TOKENS] == resent
+    assert spans[1].attributes[sc.CONTEXT_UNATTRIBUTED_TOKENS] == 20
 
 
 def test_twelve_tools_offered_two_used_and_a_fan_out_of_three(telemetry, fake, openai_client):
