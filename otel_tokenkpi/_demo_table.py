@@ -12,6 +12,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.trace import StatusCode
 
 from . import semconv as sc
+from ._words import plural
 
 # (header, attribute); headers are single words so the table splits cleanly on whitespace.
 COLUMNS = (
@@ -79,7 +80,7 @@ def task_summary(attrs: Any) -> str:
     billed = attrs.get(sc.TRACE_INPUT_TOKENS, 0) + attrs.get(sc.TRACE_OUTPUT_TOKENS, 0)
     per_success = attrs.get(sc.TRACE_TOKENS_PER_SUCCESS)
     lines = [
-        f"task {attrs.get(sc.AGENT_NAME)}: {attrs.get(sc.TRACE_LLM_CALLS)} model calls, {billed} tokens "
+        f"task {attrs.get(sc.AGENT_NAME)}: {plural(attrs.get(sc.TRACE_LLM_CALLS, 0), 'model call')}, {billed} tokens "
         f"({attrs.get(sc.TRACE_INPUT_TOKENS)} in, {attrs.get(sc.TRACE_OUTPUT_TOKENS)} out, "
         f"{attrs.get(sc.TRACE_CACHE_READ_TOKENS)} cached), outcome {attrs.get(sc.OUTCOME, '-')}",
         f"  waste {attrs.get(sc.TRACE_WASTE_TOKENS)} tokens ({attrs.get(sc.TRACE_WASTE_RATIO, 0):.0%} of billed); "

@@ -259,9 +259,8 @@ def _late_outcome(success: bool, conversation_id: str | None, trace_id: int | No
         attrs[sc.CONVERSATION_ID] = conversation_id
     if state is not None:
         with state.lock:
-            if success:
+            if success:  # a failure buys nothing: its span carries no tokens-per-success figure
                 state.successes += 1
-            if state.successes:
                 attrs[sc.TRACE_TOKENS_PER_SUCCESS] = state.tokens / state.successes
             last_span = state.last_span
         if last_span is not None:

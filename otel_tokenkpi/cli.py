@@ -1,7 +1,8 @@
 """The ``otel-tokenkpi`` command: ``demo`` (the agent waste demo) and ``report`` (a span file's KPIs).
 
 Exit status: 0 on success; 1 when ``report`` skipped malformed lines (the report is still printed, from
-every other line); 2 for usage errors, a missing or unreadable file, or a demo that cannot run.
+every other line) or when ``demo --otlp`` could not deliver its spans (the table is still printed); 2 for
+usage errors, a missing or unreadable file, or a demo that cannot run.
 """
 
 from __future__ import annotations
@@ -12,6 +13,9 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from ._words import plural
+from .version import __version__
 
 PROGRESS_MIN_BYTES = 4 * 2**20  # smaller files read in a blink: no bar
 MAX_BAD_LINES_SHOWN = 20
@@ -33,6 +37,7 @@ REPORT_HELP = (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otel-tokenkpi", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     demo = commands.add_parser("demo", help="run the agent waste demo", description=DEMO_HELP)
@@ -70,12 +75,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame the top-level command and show its usage, not the subcommand's
+        _subcommand(parser, args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "demo":
         return run_demo(
             args.provider, otlp=args.otlp, otlp_protocol=args.otlp_protocol, console=args.console, out=args.out
         )
     return run_report(args.file, by=args.by)
+
+
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]  # type: ignore[no-any-return]
+    return parser
 
 
 def _error(message: str) -> int:
@@ -132,6 +147,7 @@ def run_demo(
 
     from .demo import WasteTable, run_agent
     from .jsonl_exporter import OTLPJsonLinesSpanExporter
+    from .otlp_guard import ExportGuard, GuardedSpanExporter
     from .processor import TokenKPISpanProcessor
 
     try:
@@ -145,8 +161,10 @@ def run_demo(
     fan_out.add_span_processor(table)
     if file_exporter is not None:
         fan_out.add_span_processor(BatchSpanProcessor(file_exporter))
+    guard = None
     if endpoint is not None:
-        fan_out.add_span_processor(BatchSpanProcessor(_otlp_exporter(endpoint, protocol)))
+        guard = ExportGuard(endpoint, report=lambda line: None)  # judged below, in one line of our own
+        fan_out.add_span_processor(BatchSpanProcessor(GuardedSpanExporter(_otlp_exporter(endpoint, protocol), guard)))
     if console:
         fan_out.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stdout)))
     resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME") or "tokenkpi-demo"})
@@ -156,12 +174,20 @@ def run_demo(
         answer = run_agent(provider, tracer_provider=tracer_provider)
     except ImportError as exc:
         return _error(f"the {provider} demo needs the {provider} SDK ({exc}): pip install 'otel-tokenkpi[{provider}]'")
+    except RuntimeError as exc:
+        return _error(f"{exc}")
     finally:
         tracer_provider.shutdown()  # flushes every exporter
     print(f"Agent answer: {answer}\n")
     table.print(sys.stdout)
     if file_exporter is not None:
         print(f"\nSpans appended to {out} (OTLP JSON lines). Next: otel-tokenkpi report {out} --by team")
+    if guard is not None and guard.failures:
+        print(
+            f"otel-tokenkpi: error: the spans were not sent to {endpoint} (OTLP {protocol}): {guard.last_error}",
+            file=sys.stderr,
+        )
+        return 1
     if endpoint is not None:
         print(f"\nSpans sent to {endpoint} (OTLP {protocol})")
     return 0
@@ -193,11 +219,12 @@ def run_report(path: str, *, by: str | None = None) -> int:
     for number, reason in report.bad_lines[:MAX_BAD_LINES_SHOWN]:
         print(f"{path}:{number}: skipped malformed line: {reason}", file=sys.stderr)
     if len(report.bad_lines) > MAX_BAD_LINES_SHOWN:
-        print(f"{path}: ... and {len(report.bad_lines) - MAX_BAD_LINES_SHOWN} more malformed lines", file=sys.stderr)
+        more = plural(len(report.bad_lines) - MAX_BAD_LINES_SHOWN, "more malformed line")
+        print(f"{path}: ... and {more}", file=sys.stderr)
     if report.bad_lines:
         print(
-            f"otel-tokenkpi: {len(report.bad_lines)} malformed line(s) skipped; the report above is from the other "
-            f"{report.lines - len(report.bad_lines)}",
+            f"otel-tokenkpi: {plural(len(report.bad_lines), 'malformed line')} skipped; the report above is from "
+            f"the other {plural(report.lines - len(report.bad_lines), 'line')}",
             file=sys.stderr,
         )
         return 1

@@ -18,6 +18,7 @@ The spans go wherever the caller's TracerProvider sends them; :class:`WasteTable
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,14 +126,21 @@ def run_agent(provider: str = "openai", *, tracer_provider: Any = None, meter_pr
 
     Instruments that provider's SDK with the given providers (None: the global ones) for the run only,
     inside ``otel_tokenkpi.attributes(team="travel")`` and ``otel_tokenkpi.task("travel-assistant")``.
-    Raises ``ImportError`` naming the extra to install when the SDK is missing.
+    Raises ``ImportError`` when the SDK is missing and ``RuntimeError`` when it is instrumented already
+    (the instrumentor is a per-process singleton: the run could neither use its own providers nor undo it).
     """
     if provider not in PROVIDERS:
         raise ValueError(f"unknown demo provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+    importlib.import_module(provider)  # ImportError before anything is patched (no instrumentor warnings)
     from . import _demo_agents
 
     driver = _demo_agents.DRIVERS[provider]
     instrumentor = driver.instrumentor()
+    if instrumentor.is_instrumented_by_opentelemetry:  # a singleton: instrumenting again would be a no-op
+        raise RuntimeError(
+            f"the {provider} SDK is already instrumented in this process (otel_tokenkpi.instrument() or "
+            "opentelemetry-instrument); run the demo in a process of its own"
+        )
     instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
     # Exact token counts and prices from the first call (they load in the background otherwise).
     tokens.wait_until_loaded(30)

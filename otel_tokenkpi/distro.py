@@ -30,10 +30,14 @@ NAME = "tokenkpi"  # the entry point name of both, the value of OTEL_PYTHON_DIST
 class TokenKPIDistro(BaseDistro):  # type: ignore[misc]
     """Selected with ``OTEL_PYTHON_DISTRO=tokenkpi``: makes our configurator the default
     (``OTEL_PYTHON_CONFIGURATOR`` is read after the distro is configured) and exports over
-    OTLP unless told otherwise, like ``opentelemetry-distro``."""
+    OTLP unless told otherwise, like ``opentelemetry-distro`` (with
+    ``OTEL_INSTRUMENTATION_TOKENKPI_CONSOLE=true`` it leaves the exporters to our configurator,
+    which prints spans and sends nothing when no OTLP endpoint is set, as ``instrument(console=True)``)."""
 
     def _configure(self, **kwargs: Any) -> None:
         os.environ.setdefault("OTEL_PYTHON_CONFIGURATOR", NAME)
+        if options.resolve().console:
+            return  # our configurator decides: the console only, unless an OTLP endpoint is set (setup.py)
         os.environ.setdefault("OTEL_TRACES_EXPORTER", "otlp")
         os.environ.setdefault("OTEL_METRICS_EXPORTER", "otlp")
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from ._safety import ImportGate
+from ._safety import ImportGate, log_once
 
 logger = logging.getLogger("otel_tokenkpi")
 
@@ -271,7 +271,23 @@ def _resolve(snapshot: Any, provider: str | None, model: str) -> _Resolved | Non
 
         default, windows = _standard_prices(found)
         return _Resolved(info(default), tuple(_DailyWindow(start, end, info(p)) for start, end, p in windows))
+    _say_unpriced(provider, model, ref)
     return None
+
+
+def _say_unpriced(provider: str | None, model: str, ref: str) -> None:
+    """Once per model: why its spans have no cost, and the fix when it is a deployment name (Azure) or an
+    in-house alias. Local models (Ollama) cost nothing to price: not worth a line."""
+    if provider == "ollama":
+        return
+    aliased = f" (aliased to {ref!r})" if ref != model else ""
+    log_once(
+        f"prices:unknown:{model.lower()}",
+        message=f"no price known for model {model!r}{aliased} ({provider or 'provider unknown'}): its spans get no "
+        "tokenkpi.cost.usd or context window. If it is a deployment name or an alias, map it to a priced model: "
+        f"instrument(model_aliases={{{model!r}: 'gpt-4o'}}) or "
+        f"OTEL_INSTRUMENTATION_TOKENKPI_MODEL_ALIASES={model}=gpt-4o",
+    )
 
 
 def _standard_prices(model: Any) -> tuple[Any, list[tuple[int, int, Any]]]:

@@ -11,6 +11,7 @@ would instrument Flask, requests and whatever else is installed).
 
 from __future__ import annotations
 
+import atexit
 import importlib.metadata
 import os
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 from opentelemetry import metrics, trace
 
 from . import options as tk_options
+from . import otlp_guard
 from ._safety import logger
 from .processor import TokenKPISpanProcessor
 
@@ -52,19 +54,38 @@ def _otlp_protocol(signal: str) -> str:
     return value
 
 
+def _endpoint_set(signal: str) -> bool:
+    names = (f"OTEL_EXPORTER_OTLP_{signal.upper()}_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    return any(os.environ.get(name, "").strip() for name in names)
+
+
+def _exporter_names(signal: str, console: bool) -> list[str]:
+    """``OTEL_<SIGNAL>_EXPORTER`` when set; else OTLP, except that ``console=True`` with no OTLP endpoint
+    set means "show me here": spans on the console only, metrics not exported (nothing listens on the
+    default localhost endpoint on a laptop). ``console=True`` always adds the span console exporter."""
+    names = _env_list(f"OTEL_{signal.upper()}_EXPORTER")
+    if not names:
+        names = [] if console and not _endpoint_set(signal) else ["otlp"]
+    if console and signal == "traces" and "console" not in names:
+        names.append("console")
+    return names
+
+
+def _guard(signal: str, protocol: str) -> otlp_guard.ExportGuard:
+    return otlp_guard.ExportGuard(otlp_guard.default_endpoint(signal, protocol))
+
+
 def _span_exporters(console: bool) -> list[tuple[Any, bool]]:
     """(exporter, batch?) pairs from OTEL_TRACES_EXPORTER (default otlp)."""
-    names = _env_list("OTEL_TRACES_EXPORTER") or ["otlp"]
-    if console and "console" not in names:
-        names.append("console")
     exporters: list[tuple[Any, bool]] = []
-    for name in names:
+    for name in _exporter_names("traces", console):
         if name == "otlp":
-            if _otlp_protocol("traces") == "http/protobuf":
+            protocol = _otlp_protocol("traces")
+            if protocol == "http/protobuf":
                 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
             else:
                 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # type: ignore[assignment]
-            exporters.append((OTLPSpanExporter(), True))
+            exporters.append((otlp_guard.GuardedSpanExporter(OTLPSpanExporter(), _guard("traces", protocol)), True))
         elif name == "console":
             from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
@@ -77,17 +98,18 @@ def _span_exporters(console: bool) -> list[tuple[Any, bool]]:
 def _metric_readers(console: bool) -> list[Any]:
     from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
 
-    names = _env_list("OTEL_METRICS_EXPORTER") or ["otlp"]
     readers = []
-    for name in names:
+    for name in _exporter_names("metrics", console):
         if name == "otlp":
-            if _otlp_protocol("metrics") == "http/protobuf":
+            protocol = _otlp_protocol("metrics")
+            if protocol == "http/protobuf":
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
             else:
                 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # type: ignore[assignment]
                     OTLPMetricExporter,
                 )
-            readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+            exporter = otlp_guard.GuardedMetricExporter(OTLPMetricExporter(), _guard("metrics", protocol))
+            readers.append(PeriodicExportingMetricReader(exporter))
         elif name == "console":
             readers.append(PeriodicExportingMetricReader(ConsoleMetricExporter()))
     return readers
@@ -124,6 +146,8 @@ def _configure_sdk(console: bool, resource_attributes: dict[str, str] | None = N
     _created_tracer_provider = provider
     if not isinstance(metrics.get_meter_provider(), MeterProvider):
         metrics.set_meter_provider(MeterProvider(resource=resource, metric_readers=_metric_readers(console)))
+    # Registered after the providers' own exit handlers, so it runs before them (atexit is LIFO).
+    atexit.register(otlp_guard.exiting)
 
 
 def _span_processors(provider: Any) -> list[Any]:

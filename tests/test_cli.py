@@ -150,3 +150,11 @@ def test_demo_out_then_report_by_team_end_to_end_as_subprocesses(tmp_path):
     assert row == ["travel", "1", "1", "1,808", "57.3%", row[5], "uncached_resent"]
     missing = run(sys.executable, "-m", "otel_tokenkpi", "report", str(tmp_path / "missing.jsonl"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_counts_in_words():
+    from otel_tokenkpi._words import plural
+
+    assert [plural(n, "task") for n in (0, 1, 2)] == ["0 tasks", "1 task", "2 tasks"]
+    assert plural(1204, "line") == "1,204 lines"
+    assert plural(1, "model call") == "1 model call" and plural(3, "query", "queries") == "3 queries"

@@ -120,6 +120,20 @@ def test_a_late_outcome_for_a_conversation_emits_a_linked_span_with_tokens_per_s
     assert (link.context.trace_id, link.context.span_id) == (last_call.context.trace_id, last_call.context.span_id)
 
 
+def test_a_late_failure_carries_no_tokens_per_success_even_after_a_success(telemetry, fake, openai_client):
+    with otel_tokenkpi.conversation("ticket-43"):
+        ask(openai_client, "first")
+        otel_tokenkpi.record_outcome(True)  # the conversation already counts one success
+        ask(openai_client, "second")
+    otel_tokenkpi.record_outcome(False, conversation_id="ticket-43")
+    otel_tokenkpi.record_outcome(True, conversation_id="ticket-43")
+    failure, success = [s for s in telemetry.spans() if s.name == "record_outcome"]
+    assert failure.attributes[sc.OUTCOME] == "failure"
+    assert sc.TRACE_TOKENS_PER_SUCCESS not in failure.attributes
+    assert success.attributes[sc.OUTCOME] == "success"
+    assert success.attributes[sc.TRACE_TOKENS_PER_SUCCESS] == 15.0  # 30 tokens, two successes
+
+
 def test_a_late_outcome_for_a_trace_links_to_it_after_the_trace_ended(telemetry, fake, openai_client):
     tracer = telemetry.tracer_provider.get_tracer("app")
     with tracer.start_as_current_span("request") as root:
