@@ -46,8 +46,20 @@ class Conversation:
         """The model's (cut) answer and the user's next question, as plain text messages."""
         self.messages += [{"role": "assistant", "content": answer}, {"role": "user", "content": question}]
 
+    def stamp_system(self, stamp: str) -> None:
+        """The agent's habit: the current time at the TOP of its system prompt, fresh on every request."""
+        self.system = f"{stamp}\n\n{self.base_system}"
+
+    @property
+    def base_system(self) -> str:
+        return self.system.split("\n\n", 1)[1] if self.system.startswith("Current time:") else self.system
+
 
 class OpenAIConversation(Conversation):
+    def stamp_system(self, stamp: str) -> None:
+        super().stamp_system(stamp)
+        self.messages[0] = {"role": "system", "content": self.system}
+
     def ask(self, max_tokens: int) -> AgentReply:
         response = self.client.chat.completions.create(
             model=self.model, messages=self.messages, tools=self.tools, max_tokens=max_tokens

@@ -27,7 +27,7 @@ COLUMNS = (
     ("waste", sc.WASTE_TOKENS),
 )
 LEGEND = (
-    "re-sent: history re-sent without prompt caching; dup-tool: duplicate tool calls and their results; "
+    "re-sent: re-sent context a prompt cache could have served, sent uncached; dup-tool: duplicate tool calls and their results; "
     "truncated: output cut off at max_tokens;\nrepeated: an identical request sent again; "
     "failed: billed tokens of failed calls. Waste kinds never overlap: they add up to 'waste'."
 )

@@ -6,12 +6,20 @@ scripted "model" and the agent's own habits plant one of each kind of waste the 
 
 1. the agent offers three tools; ``book_flight`` is never called (unused tool schema, on every call);
 2. the model calls ``get_weather`` and ``find_hotel`` in parallel;
-3. the whole history is re-sent without prompt caching (uncached re-sent context), and the model asks
+3. its 1,000-token system prompt starts with the current time, fresh on every request, so no two
+   requests share a prefix and the provider's prompt cache never serves the re-sent history (uncached
+   re-sent context; with the time stamp at the end, OpenAI's automatic cache would have); the model asks
    for the weather again, its arguments in another order (a duplicate tool call);
 4. the duplicate's result goes back and the answer is cut off at ``max_tokens`` (truncated output);
-5. the agent re-sends the identical request (a repeated request), cut off again;
+5. the agent re-sends the identical request (a repeated request), cut off again; being identical, it is
+   the one request whose prefix the cache has seen (OpenAI serves it from its cache);
 6. it keeps the cut answer, asks for it in full with a larger ``max_tokens``, and the provider fails
-   (HTTP 500); the agent retries: the answer, part of the prompt now served from the provider's cache.
+   (HTTP 500); the agent retries the same request and gets the answer.
+
+Every scripted usage figure is what the provider would bill (tests/test_demo.py checks them): the
+input is the request's content, counted with the model's encoding, plus OpenAI's documented framing of
+3 tokens per message and 3 per reply; cached tokens follow OpenAI's rules (a prefix seen before, from
+1,024 tokens, in 128-token steps); Anthropic caches nothing without ``cache_control``.
 
 The spans go wherever the caller's TracerProvider sends them; :class:`WasteTable` prints what they say.
 """
@@ -25,15 +33,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import api, prices, tokens
+from ._demo_prompt import SYSTEM_PROMPT
 from ._demo_table import WasteTable
 
-__all__ = ["PROVIDERS", "STEPS", "WasteTable", "run_agent"]
+__all__ = ["PROVIDERS", "WasteTable", "run_agent", "steps"]
 
 PROVIDERS = ("openai", "anthropic")
-MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-haiku-4-5"}
+# Models whose prompt cache starts at 1,024 tokens, so the re-sent prompt below is cacheable on both.
+MODELS = {"openai": "gpt-4o-mini", "anthropic": "claude-sonnet-4-5"}
 TASK = "travel-assistant"
 TEAM = "travel"
-SYSTEM = "You are a travel assistant. Use the tools, then answer in two sentences."
+SYSTEM = SYSTEM_PROMPT
+# The agent's clock, stamped at the top of its system prompt on each new request (fixed for the demo).
+CLOCK = ("09:14:02", "09:14:05", "09:14:07", "09:14:11")
 QUESTION = "What's the weather in Paris, and is there a hotel under 150 EUR?"
 SHORT_MAX_TOKENS, LONG_MAX_TOKENS = 24, 300
 CUT_ANSWER = "Paris is clear and 21C today. Hotel du Parc has a room"
@@ -88,22 +100,40 @@ class Step:
     status: int = 200
 
 
-# Usage numbers as a provider would bill them: local content counts plus a little per-message framing.
-STEPS = (
-    Step(
-        236,
-        46,
-        tool_calls=(
-            ("get_weather", '{"city": "Paris", "unit": "C"}'),
-            ("find_hotel", '{"city": "Paris", "max_price": 150}'),
-        ),
-    ),
-    Step(318, 21, tool_calls=(("get_weather", '{"unit": "C", "city": "Paris"}'),)),
-    Step(360, SHORT_MAX_TOKENS, text=CUT_ANSWER, truncated=True),
-    Step(360, SHORT_MAX_TOKENS, text=CUT_ANSWER, truncated=True),
-    Step(status=500),
-    Step(392, 27, cached_tokens=256, text=ANSWER),
+# The input each call bills, as the provider would: the request's content (the span's resent + new
+# tokens, counted with the model's encoding; estimated for Claude, which has no public tokenizer) plus
+# OpenAI's documented framing of 3 tokens per message and 3 per reply (assumed for Anthropic too, with its
+# system prompt as one message). Calls 4 and 6 re-send calls 3 and 5 as they were. tests/test_demo.py
+# checks each figure against the spans.
+BILLED_INPUT = {"openai": (1231, 1316, 1360, 1394), "anthropic": (1743, 1820, 1862, 1897)}
+TOOL_CALLS = (
+    ("get_weather", '{"city": "Paris", "unit": "C"}'),
+    ("find_hotel", '{"city": "Paris", "max_price": 150}'),
 )
+DUPLICATE_CALL = (("get_weather", '{"unit": "C", "city": "Paris"}'),)
+
+
+def openai_cached_tokens(prefix_tokens: int) -> int:
+    """What OpenAI serves from its cache for a prefix it has seen: nothing under 1,024 tokens, then
+    128-token steps (platform.openai.com/docs/guides/prompt-caching)."""
+    return 0 if prefix_tokens < 1024 else prefix_tokens // 128 * 128
+
+
+def steps(provider: str) -> tuple[Step, ...]:
+    """The scripted model answers for ``provider``: its billed input, output and cache reads per call."""
+    first, second, third, last = BILLED_INPUT[provider]
+    # Only call 4 repeats a request the provider has seen (call 3, byte for byte): OpenAI's automatic
+    # cache serves its prefix; Anthropic caches nothing without cache_control. Call 6 repeats call 5,
+    # which failed: a failed request leaves no cache entry to count on.
+    repeat_cached = openai_cached_tokens(third) if provider == "openai" else 0
+    return (
+        Step(first, 46, tool_calls=TOOL_CALLS),
+        Step(second, 21, tool_calls=DUPLICATE_CALL),
+        Step(third, SHORT_MAX_TOKENS, text=CUT_ANSWER, truncated=True),
+        Step(third, SHORT_MAX_TOKENS, cached_tokens=repeat_cached, text=CUT_ANSWER, truncated=True),
+        Step(status=500),
+        Step(last, 27, text=ANSWER),
+    )
 
 
 def get_weather(city: str, unit: str = "C") -> dict[str, Any]:
@@ -146,7 +176,7 @@ def run_agent(provider: str = "openai", *, tracer_provider: Any = None, meter_pr
     tokens.wait_until_loaded(30)
     prices.wait_until_loaded(30)
     try:
-        with driver.serve(STEPS) as client, api.attributes(team=TEAM), api.task(TASK):
+        with driver.serve(steps(provider)) as client, api.attributes(team=TEAM), api.task(TASK):
             answer = _agent_loop(driver.conversation(client, MODELS[provider], SYSTEM, QUESTION, TOOLS))
             api.record_outcome(answer == ANSWER)
             return answer
@@ -155,16 +185,24 @@ def run_agent(provider: str = "openai", *, tracer_provider: Any = None, meter_pr
 
 
 def _agent_loop(chat: Any) -> str:
-    """The agent's habits, whatever the provider: ``chat`` is a :class:`_demo_agents.Conversation`."""
+    """The agent's habits, whatever the provider: ``chat`` is a :class:`_demo_agents.Conversation`.
+
+    A new request gets a fresh time stamp at the top of the system prompt; a request sent again as it
+    was (the "glitch" re-ask, the retry after a server error) keeps its stamp, byte for byte."""
+    clock = iter(CLOCK)
     max_tokens = SHORT_MAX_TOKENS
     retried = False
+    resend = False
     for _ in range(8):
+        if not resend:
+            chat.stamp_system(f"Current time: 2026-03-02 {next(clock)} UTC.")
+        resend = False
         try:
             reply = chat.ask(max_tokens)
         except chat.server_error:
             if retried:
                 raise
-            retried = True  # retry once, as agents do
+            retried = resend = True  # retry once, as agents do
             continue
         if reply.tool_calls:
             chat.add_tool_results([(call_id, run_tool(name, args)) for call_id, name, args in reply.tool_calls])
@@ -172,7 +210,7 @@ def _agent_loop(chat: Any) -> str:
         if not reply.truncated:
             return reply.text
         if not chat.asked_again:
-            chat.asked_again = True  # "maybe it was a glitch": the same request again
+            chat.asked_again = resend = True  # "maybe it was a glitch": the same request again
             continue
         chat.add_turns(reply.text, CONTINUE)  # keep the cut answer, ask for it whole, with room this time
         max_tokens = LONG_MAX_TOKENS

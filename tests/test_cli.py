@@ -18,21 +18,24 @@ HEADER = ["call", "finish", "in", "out", "cached", "re-sent", "dup-tool", "trunc
 # Per call: finish, then in out cached | re-sent dup-tool truncated repeated failed waste. The provider bills
 # the same usage through both SDKs; local counts (re-sent, duplicate results) follow each model's tokenizer.
 OPENAI_ROWS = [
-    ["1", "tool_calls", "236", "46", "0", "0", "0", "0", "0", "0", "0"],  # the unused book_flight schema is beside
-    ["2", "tool_calls", "318", "21", "0", "229", "14", "0", "0", "0", "243"],  # history re-sent; duplicate call
-    ["3", "length", "360", "24", "0", "289", "24", "24", "0", "0", "337"],  # duplicate's result; cut off
-    ["4", "length", "360", "24", "0", "0", "0", "0", "384", "0", "384"],  # the identical request again
+    ["1", "tool_calls", "1231", "46", "0", "0", "0", "0", "0", "0", "0"],  # the unused book_flight schema is beside
+    ["2", "tool_calls", "1316", "21", "0", "1152", "14", "0", "0", "0", "1166"],  # uncached history; duplicate call
+    ["3", "length", "1360", "24", "0", "1280", "24", "24", "0", "0", "1328"],  # duplicate's result; cut off
+    ["4", "length", "1360", "24", "1280", "0", "0", "0", "1384", "0", "1384"],  # the identical request again
     ["5", "error", "-", "-", "-", "-", "-", "-", "-", "0", "0"],  # HTTP 500: nothing billed
-    ["6", "stop", "392", "27", "256", "72", "0", "0", "0", "0", "72"],  # the retry; 256 tokens from the cache
+    ["6", "stop", "1394", "27", "0", "1280", "0", "0", "0", "0", "1280"],  # the retry of call 5
 ]
 ANTHROPIC_ROWS = [
-    ["1", "tool_use", "236", "46", "0", "0", "0", "0", "0", "0", "0"],
-    ["2", "tool_use", "318", "21", "0", "240", "12", "0", "0", "0", "252"],
-    ["3", "max_tokens", "360", "24", "0", "298", "24", "24", "0", "0", "346"],
-    ["4", "max_tokens", "360", "24", "0", "0", "0", "0", "384", "0", "384"],
+    ["1", "tool_use", "1743", "46", "0", "0", "0", "0", "0", "0", "0"],
+    ["2", "tool_use", "1820", "21", "0", "1759", "12", "0", "0", "0", "1771"],
+    ["3", "max_tokens", "1862", "24", "0", "1817", "24", "24", "0", "0", "1865"],
+    ["4", "max_tokens", "1862", "24", "0", "0", "0", "0", "1886", "0", "1886"],
     ["5", "error", "-", "-", "-", "-", "-", "-", "-", "0", "0"],
-    ["6", "end_turn", "392", "27", "256", "81", "0", "0", "0", "0", "81"],
+    ["6", "end_turn", "1897", "27", "0", "1856", "0", "0", "0", "0", "1856"],
 ]
+# Per provider: (billed tokens, input, cached, waste, unused tool schemas) of the task.
+TASK_FIGURES = {"openai": (6803, 6661, 1280, 5158, 348), "anthropic": (9326, 9184, 0, 7378, 534)}
+OPENAI_WASTE_PER_CALL = [0, 1166, 1328, 1384, 0, 1280]
 
 
 def demo_table(out: str) -> list[list[str]]:
@@ -41,20 +44,21 @@ def demo_table(out: str) -> list[list[str]]:
     return [line.split() for line in lines[start + 1 : start + 7]]
 
 
-@pytest.mark.parametrize(
-    ("provider", "rows", "waste", "unused"),
-    [("openai", OPENAI_ROWS, 1036, 504), ("anthropic", ANTHROPIC_ROWS, 1063, 534)],
-)
-def test_the_demo_prints_each_kind_of_waste_per_call(loaded_data, capsys, provider, rows, waste, unused):
+@pytest.mark.parametrize(("provider", "rows"), [("openai", OPENAI_ROWS), ("anthropic", ANTHROPIC_ROWS)])
+def test_the_demo_prints_each_kind_of_waste_per_call(loaded_data, capsys, provider, rows):
+    billed, input_tokens, cached, waste, unused = TASK_FIGURES[provider]
     assert main(["demo", "--provider", provider]) == 0
     out = capsys.readouterr().out
     assert demo_table(out) == rows
     assert [int(row[-1]) for row in rows[:4]] == [sum(map(int, row[5:10])) for row in rows[:4]]  # kinds add up
     assert "Agent answer: Paris is clear and 21C today. Hotel du Parc has a room for 129 EUR a night" in out
-    assert "task travel-assistant: 6 model calls, 1808 tokens (1666 in, 142 out, 256 cached), outcome success" in out
-    assert f"  waste {waste} tokens ({waste / 1808:.0%} of billed); duplicate tool calls 1, max tool fan-out 2" in out
+    assert (
+        f"task travel-assistant: 6 model calls, {billed} tokens ({input_tokens} in, 142 out, {cached} cached), "
+        "outcome success"
+    ) in out
+    assert f"  waste {waste} tokens ({waste / billed:.0%} of billed); duplicate tool calls 1, max tool fan-out 2" in out
     assert f"  unused tool schemas {unused} tokens" in out
-    assert "  tokens per success 1808; cost $" in out
+    assert f"  tokens per success {billed}; cost $" in out
 
 
 def test_the_demo_sends_its_spans_over_otlp_and_prints_them_with_console(loaded_data, capsys):
@@ -65,10 +69,10 @@ def test_the_demo_sends_its_spans_over_otlp_and_prints_them_with_console(loaded_
     assert f"Spans sent to {receiver.http_endpoint}/v1/traces (OTLP http/protobuf)" in out
     assert out.count('"name": "chat gpt-4o-mini"') == 6  # the console exporter's JSON, before the table
     calls = [s for s in spans if s["name"] == "chat gpt-4o-mini"]
-    assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == [0, 243, 337, 384, 0, 72]
+    assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == OPENAI_WASTE_PER_CALL
     assert {s["attributes"]["team"] for s in calls} == {"travel"}
     (task,) = [s for s in spans if s["name"] == "invoke_workflow travel-assistant"]
-    assert task["attributes"][sc.TRACE_WASTE_TOKENS] == 1036 and task["attributes"][sc.OUTCOME] == "success"
+    assert task["attributes"][sc.TRACE_WASTE_TOKENS] == 5158 and task["attributes"][sc.OUTCOME] == "success"
     assert task["resource"]["service.name"] == "tokenkpi-demo"
 
 
@@ -86,7 +90,7 @@ def test_the_demo_sends_its_spans_over_otlp_grpc(loaded_data, capsys, monkeypatc
         assert {r.transport for r in receiver.requests("traces")} == {"grpc"}
     assert f"Spans sent to {receiver.grpc_endpoint} (OTLP grpc)" in capsys.readouterr().out
     calls = [s for s in spans if s["name"] == "chat gpt-4o-mini"]
-    assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == [0, 243, 337, 384, 0, 72]
+    assert [s["attributes"][sc.WASTE_TOKENS] for s in calls] == OPENAI_WASTE_PER_CALL
 
 
 def test_an_unknown_otlp_protocol_in_the_environment_is_a_clear_error(capsys, monkeypatch):
@@ -147,7 +151,7 @@ def test_demo_out_then_report_by_team_end_to_end_as_subprocesses(tmp_path):
     assert report.returncode == 0, report.stderr
     assert report.stderr == "", report.stderr  # no progress bar when stderr is not a terminal
     (row,) = [line.split() for line in report.stdout.splitlines() if line.startswith("travel ")]
-    assert row == ["travel", "1", "1", "1,808", "57.3%", row[5], "uncached_resent"]
+    assert row == ["travel", "1", "1", "6,803", "75.8%", row[5], "uncached_resent"]
     missing = run(sys.executable, "-m", "otel_tokenkpi", "report", str(tmp_path / "missing.jsonl"))
     assert missing.returncode == 2 and "no such file" in missing.stderr
 

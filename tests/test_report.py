@@ -261,7 +261,7 @@ def test_a_malformed_line_is_named_skipped_and_fails_the_exit_status(spans_file,
     captured = capsys.readouterr()
     assert f"{spans_file}:2: skipped malformed line: not JSON" in captured.err
     assert f"{spans_file}:8: skipped malformed line: traceId 'zz' is neither 32 hex digits nor base64" in captured.err
-    assert "2 malformed line(s) skipped" in captured.err
+    assert "2 malformed lines skipped" in captured.err
     # Every other line still counts.
     assert f"{spans_file}: 15 spans in 8 lines; 7 model calls, 5 tasks" in captured.out
     assert table(captured.out, "Waste by task")["triage"][:5] == ["4", "3", "1", "6", "8,110"]
@@ -289,19 +289,19 @@ def test_the_demo_file_reports_the_demo_numbers(loaded_data, tmp_path, capsys):
     out = capsys.readouterr().out
     assert ": 7 spans in 1 lines; 6 model calls, 1 tasks" in out
     model = table(out, "Waste by model")["gpt-4o-mini"]
-    assert model[:7] == ["6", "1", "1,666", "142", "256", "925", "51.2%"]
+    assert model[:7] == ["6", "1", "6,661", "142", "1,280", "5,158", "75.8%"]
     kinds = table(out, "Waste by kind")
     assert [kinds[k][0] for k in ("uncached re-sent context", "repeated requests", "duplicate tool calls")] == [
-        "479",
-        "384",
+        "3,712",
+        "1,384",
         "38",
     ]
     assert kinds["truncated output"][0] == "24" and kinds["failed calls"][0] == "0"
     assert "unused tool definitions: 348 tokens" in out
-    assert table(out, "Waste by task")["travel-assistant"][:7] == ["1", "1", "0", "6", "1,808", "925", "51.2%"]
+    assert table(out, "Waste by task")["travel-assistant"][:7] == ["1", "1", "0", "6", "6,803", "5,158", "75.8%"]
     assert main(["report", str(path), "--by", "team"]) == 0
     row = table(capsys.readouterr().out, "Tokens per success by team (best first; groups without a success last)")
-    assert row["travel"][:4] == ["1", "1", "1,808", "51.2%"] and row["travel"][5] == "uncached_resent"
+    assert row["travel"][:4] == ["1", "1", "6,803", "75.8%"] and row["travel"][5] == "uncached_resent"
 
 
 def test_the_progress_bar_draws_on_the_given_stream_and_clears_its_line(spans_file):
