@@ -27,8 +27,9 @@ COLUMNS = (
     ("waste", sc.WASTE_TOKENS),
 )
 LEGEND = (
-    "re-sent: re-sent context a prompt cache could have served, sent uncached; dup-tool: duplicate tool calls and their results; "
-    "truncated: output cut off at max_tokens;\nrepeated: an identical request sent again; "
+    "re-sent: re-sent context a prompt cache could have served, sent uncached; "
+    "dup-tool: duplicate tool calls and their results;\ntruncated: output cut off at max_tokens; "
+    "repeated: an identical request sent again; "
     "failed: billed tokens of failed calls. Waste kinds never overlap: they add up to 'waste'."
 )
 

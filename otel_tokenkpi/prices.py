@@ -105,7 +105,7 @@ def start_loading() -> None:
         _thread = threading.Thread(target=_load, name="otel_tokenkpi-prices", daemon=True)
         try:
             _thread.start()
-        except Exception:  # e.g. at interpreter shutdown: no prices
+        except RuntimeError:  # "can't start new thread", e.g. at interpreter shutdown: no prices
             _thread = None
 
 

