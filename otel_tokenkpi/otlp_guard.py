@@ -278,6 +278,16 @@ class GuardedMetricExporter(MetricExporter):
         self.inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
+def _after_fork_in_child() -> None:
+    """A fork taken while another thread held the lock must not leave the child's exports waiting on it."""
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _reset_for_tests() -> None:
     global _exiting
     with _lock:

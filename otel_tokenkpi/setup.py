@@ -3,7 +3,8 @@
 If no SDK TracerProvider is set, build one from the standard ``OTEL_*``
 environment (service name and resource, sampler, OTLP endpoint/protocol/
 headers, console exporter) with :class:`TokenKPISpanProcessor` wrapping the
-exporting processor, and a MeterProvider the same way. Then instrument every
+exporting processor, and a MeterProvider the same way. Its OTLP exporters are
+behind :mod:`otlp_guard`: with nothing listening they fail at once, in one log line. Then instrument every
 client library that is installed, found through THIS distribution's
 ``opentelemetry_instrumentor`` entry points (not the whole group, which
 would instrument Flask, requests and whatever else is installed).
@@ -174,7 +175,8 @@ def instrument(**options: Any) -> None:
     ``allow_tokenizer_download`` (let tiktoken data be fetched in the
     background), ``inject_stream_usage`` (add ``stream_options.include_usage``
     to OpenAI chat streams, so usage is exact; changes the stream: opt-in),
-    ``console`` (also print spans), ``tracer_provider`` / ``meter_provider``.
+    ``console`` (print spans: beside the OTLP export when an OTLP endpoint is set in the
+    environment, else instead of it, with no metrics export), ``tracer_provider`` / ``meter_provider``.
     Waste engine: ``exempt_tools`` (tool names never counted as duplicate
     calls, e.g. polling tools), ``state_budget_bytes`` (memory for
     conversation state, default 4 MiB), ``state_ttl_s`` (idle conversations

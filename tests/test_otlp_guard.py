@@ -9,6 +9,7 @@ import socket
 from collections.abc import Iterator, Sequence
 
 import pytest
+from conftest import check_in_forked_child
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter
@@ -181,3 +182,13 @@ def test_the_endpoint_follows_the_standard_environment(monkeypatch):
     assert otlp_guard.default_endpoint("metrics", "grpc") == "http://collector:4317"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://traces:4318/v1/traces")
     assert otlp_guard.default_endpoint("traces", "http/protobuf") == "http://traces:4318/v1/traces"
+
+
+def test_a_fork_while_the_guard_is_busy_leaves_the_child_able_to_export(closed_port):
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    lines: list[str] = []
+    exporter = GuardedSpanExporter(span_exporter("http/protobuf", endpoint), ExportGuard(endpoint, lines.append))
+    with otlp_guard._lock:  # as if another thread were recording a probe at the moment of the fork
+        check_in_forked_child(lambda: {"exported": exporter.export([]) is SpanExportResult.FAILURE})
+    assert lines == []  # the child's line was the child's
+    exporter.shutdown()
