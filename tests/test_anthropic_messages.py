@@ -129,8 +129,9 @@ def test_results_identical_with_and_without_instrumentation(atelemetry, afake, a
 
 def test_parallel_tool_calls_and_tool_definitions(atelemetry, afake, anthropic_client):
     calls = [ToolCall(name, json.dumps({"city": "Paris"})) for name in ("get_weather", "get_time", "get_news")]
-    # Billed as a real request is: the content plus Anthropic's tool-use system prompt and framing.
-    afake.enqueue(Reply(text=None, tool_calls=calls, input_tokens=400, output_tokens=70))
+    # Billed as a real request is: the content plus Anthropic's tool-use system prompt and framing
+    # (above the local parts, so the breakdown is not scaled).
+    afake.enqueue(Reply(text=None, tool_calls=calls, input_tokens=450, output_tokens=70))
     tools = [WEATHER_TOOL, TIME_TOOL, NEWS_TOOL]
     message = anthropic_client.messages.create(model=MODEL, max_tokens=256, messages=USER, tools=tools)
     assert [b.type for b in message.content] == ["tool_use"] * 3
@@ -145,7 +146,7 @@ def test_parallel_tool_calls_and_tool_definitions(atelemetry, afake, anthropic_c
     # A first call: everything is new, and the breakdown adds up to the bill.
     assert attrs["tokenkpi.context.resent_tokens"] == 0
     assert attrs["tokenkpi.context.new_tokens"] == definitions + est(USER[0]["content"])
-    assert attrs["tokenkpi.context.unattributed_tokens"] == 400 - definitions - est(USER[0]["content"])
+    assert attrs["tokenkpi.context.unattributed_tokens"] == 450 - definitions - est(USER[0]["content"])
 
 
 def test_context_breakdown_of_an_agent_turn(atelemetry, afake, anthropic_client):
@@ -174,7 +175,8 @@ def test_context_breakdown_of_an_agent_turn(atelemetry, afake, anthropic_client)
             ],
         },
     ]
-    afake.enqueue(Reply(text="Rome is warmer.", input_tokens=400))
+    # The bill covers the content plus the tool-use system prompt, so the parts are not scaled down to it.
+    afake.enqueue(Reply(text="Rome is warmer.", input_tokens=520))
     anthropic_client.messages.create(
         model=MODEL, max_tokens=64, system=system_blocks, messages=history, tools=[WEATHER_TOOL]
     )
@@ -183,7 +185,7 @@ def test_context_breakdown_of_an_agent_turn(atelemetry, afake, anthropic_client)
     assert attrs["tokenkpi.context.tool_results_tokens"] == est(RESULT_PARIS) + est(RESULT_ROME) > 0
     assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_tokens(WEATHER_TOOL) + TOOL_PROMPT
     assert attrs["tokenkpi.tokens.estimated"] is True
-    assert attrs["gen_ai.usage.input_tokens"] == 400  # totals are the provider's, exact
+    assert attrs["gen_ai.usage.input_tokens"] == 520  # totals are the provider's, exact
 
 
 @pytest.mark.parametrize("reason", ["max_tokens", "stop_sequence", "refusal", "pause_turn"])

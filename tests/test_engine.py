@@ -4,6 +4,8 @@ through the real openai SDK."""
 
 from __future__ import annotations
 
+import json
+
 import tiktoken
 from conftest import check_in_forked_child
 
@@ -19,6 +21,7 @@ from otel_tokenkpi.record import (
     ToolDefinition,
 )
 from otel_tokenkpi.testing.fake_openai import Reply
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 
@@ -115,15 +118,24 @@ TURN = [
 ]
 # The parts as counted locally (o200k_base for gpt-4o): DESIGN.md "Counting".
 SYSTEM_PART = n("Be brief and exact.")
-DEFINITIONS_PART = (
-    n("thermometer") + n("Reads a room's temperature.") + n('{"type":"object","properties":{"room":{"type":"string"}}}')
-)
 RESULTS_PART = n("21 degrees and steady since noon.")
-RESENT_PART = (
-    DEFINITIONS_PART + SYSTEM_PART + n("What is the temperature in the lab?") + n("thermometer") + n('{"room": "lab"}')
-)
 NEW_PART = RESULTS_PART
-LOCAL = RESENT_PART + NEW_PART
+
+
+def definitions_part() -> int:
+    """What OpenAI bills for THERMOMETER in TURN: its rendered ``namespace functions`` block, appended to
+    the system message (docs/tool-token-counting.md; checked on billed requests in test_tool_tokens.py).
+    Counted once the encodings are loaded (the ``telemetry`` fixture), so it is exact."""
+    fn = THERMOMETER["function"]
+    tool = ToolDefinition(fn["name"], fn["description"], json.dumps(fn["parameters"], separators=(",", ":")))
+    counted = count_request_tools([tool], "openai", "gpt-4o", system_text=TURN[0]["content"])
+    assert counted.exact
+    return counted.total
+
+
+def resent_part() -> int:
+    content = SYSTEM_PART + n("What is the temperature in the lab?") + n("thermometer") + n('{"room": "lab"}')
+    return definitions_part() + content
 
 
 def breakdown(attrs) -> dict[str, int]:
@@ -132,15 +144,16 @@ def breakdown(attrs) -> dict[str, int]:
 
 
 def test_a_bill_above_the_local_parts_leaves_them_exact_and_names_the_rest_unattributed(telemetry, fake, openai_client):
-    billed = LOCAL + 37  # OpenAI bills per-message framing and its rendering of the tool schema on top
+    local = resent_part() + NEW_PART
+    billed = local + 37  # OpenAI bills per-message framing on top of the content and the rendered tools
     fake.enqueue(Reply(text="21 C.", prompt_tokens=billed, completion_tokens=4))
     openai_client.chat.completions.create(model="gpt-4o", messages=TURN, tools=[THERMOMETER])
     attrs = telemetry.span().attributes
     assert breakdown(attrs) == {
         "system": SYSTEM_PART,
-        "tool_definitions": DEFINITIONS_PART,
+        "tool_definitions": definitions_part(),
         "tool_results": RESULTS_PART,
-        "resent": RESENT_PART,
+        "resent": resent_part(),
         "new": NEW_PART,
         "unattributed": 37,
     }
@@ -149,16 +162,17 @@ def test_a_bill_above_the_local_parts_leaves_them_exact_and_names_the_rest_unatt
 
 
 def test_a_bill_below_the_local_parts_scales_them_to_it_and_flags_them_estimated(telemetry, fake, openai_client):
+    local = resent_part() + NEW_PART
     billed = 40
-    assert billed < LOCAL  # our counting rule says more than the provider billed
+    assert billed < local  # our counting rule says more than the provider billed
     fake.enqueue(Reply(text="21 C.", prompt_tokens=billed, completion_tokens=4))
     openai_client.chat.completions.create(model="gpt-4o", messages=TURN, tools=[THERMOMETER])
     attrs = telemetry.span().attributes
-    resent = RESENT_PART * billed // LOCAL  # every part by the same factor, rounded down
+    resent = resent_part() * billed // local  # every part by the same factor, rounded down
     assert breakdown(attrs) == {
-        "system": SYSTEM_PART * billed // LOCAL,
-        "tool_definitions": DEFINITIONS_PART * billed // LOCAL,
-        "tool_results": RESULTS_PART * billed // LOCAL,
+        "system": SYSTEM_PART * billed // local,
+        "tool_definitions": definitions_part() * billed // local,
+        "tool_results": RESULTS_PART * billed // local,
         "resent": resent,
         "new": billed - resent,  # the new part takes the rounding, so the two add up to the bill
         "unattributed": 0,

@@ -28,6 +28,10 @@ from mistralai.client.utils.retries import BackoffStrategy, RetryConfig
 from otel_tokenkpi import semconv as sc
 
 RETRY_AFTER = {"retry-after-ms": "1"}  # the shortest wait every SDK that reads it accepts
+MISTRAL_DEADLINE_MS = 1000
+# Retrying until a deadline, replies ask for this wait: at most MISTRAL_DEADLINE_MS / 25 + 2 attempts, so a
+# fast machine never runs through the scripted failures to the fake's default (successful) reply.
+DEADLINE_RETRY_AFTER = {"retry-after-ms": "25"}
 STAINLESS_RETRIES = {"max_retries": 2}
 # Client options for two retries with (almost) no backoff, per driver; None: the SDK has no retries.
 RETRIES: dict[str, dict[str, Any] | None] = {
@@ -36,8 +40,12 @@ RETRIES: dict[str, dict[str, Any] | None] = {
     "groq": STAINLESS_RETRIES,
     "cohere": STAINLESS_RETRIES,
     "litellm": STAINLESS_RETRIES,
-    # mistral retries until an elapsed time, not a count: 1 ms apart, for at most 100 ms.
-    "mistral": {"retry_config": RetryConfig("backoff", BackoffStrategy(1, 1, 1.0, 100, jitter_ms=0), False)},
+    # mistral retries until an elapsed time, not a count: 1 ms apart (or as Retry-After asks), for at most
+    # MISTRAL_DEADLINE_MS. The deadline must dwarf one attempt: the SDK checks it after each failure, so a first
+    # attempt slower than the deadline (as on a loaded machine at the former 100 ms) means no retry at all.
+    "mistral": {
+        "retry_config": RetryConfig("backoff", BackoffStrategy(1, 1, 1.0, MISTRAL_DEADLINE_MS, jitter_ms=0), False)
+    },
     "gemini": {
         "retry_options": types.HttpRetryOptions(
             attempts=3, initial_delay=0.001, max_delay=0.005, jitter=0, http_status_codes=[429, 500]
@@ -143,7 +151,8 @@ def test_retries_exhausted_raise_the_sdks_error(rig, status):
     name = rig_name(rig)
     options = RETRIES[name] or {}
     attempts = ATTEMPTS.get(name, 3)
-    script = [rig.driver.reply(status=status, headers=RETRY_AFTER, error_message="slow down")] * (attempts or 500)
+    headers = RETRY_AFTER if attempts is not None else DEADLINE_RETRY_AFTER
+    script = [rig.driver.reply(status=status, headers=headers, error_message="slow down")] * (attempts or 500)
     bare, instrumented, requests = both(rig, "plain", script, **options)
     if attempts is None:  # retried until the deadline: how many times depends on the clock
         assert min(requests) >= 2

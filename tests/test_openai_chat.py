@@ -58,12 +58,6 @@ def tokens_of(*texts: str) -> int:
     return sum(len(O200K.encode_ordinary(t)) for t in texts)
 
 
-def tool_definition_tokens(tool: dict[str, Any]) -> int:
-    fn = tool["function"]
-    schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
-    return tokens_of(fn["name"], fn["description"], schema)
-
-
 def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
     """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
     billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
@@ -122,9 +116,7 @@ def test_plain_call_span_has_semconv_shape_and_exact_usage(telemetry, fake, open
     # Context breakdown, counted locally with the model's encoding.
     assert attrs["tokenkpi.context.system_tokens"] == tokens_of(SYSTEM)
     assert attrs["tokenkpi.context.tool_results_tokens"] == tokens_of(TOOL_RESULT)
-    assert attrs["tokenkpi.context.tool_definitions_tokens"] == tool_definition_tokens(
-        WEATHER_TOOL
-    ) + tool_definition_tokens(HOTEL_TOOL)
+    assert attrs["tokenkpi.context.tool_definitions_tokens"] == billed_tool_tokens([WEATHER_TOOL, HOTEL_TOOL], HISTORY)
     assert attrs["tokenkpi.tools.defined_count"] == 2
     assert attrs["tokenkpi.tool_calls.count"] == 0
     assert "tokenkpi.tokens.estimated" not in attrs  # everything here is exact
@@ -201,8 +193,8 @@ def test_pydantic_history_messages_are_read(telemetry, fake, openai_client):
     second = telemetry.spans()[-1].attributes
     assert second["tokenkpi.context.tool_results_tokens"] == tokens_of("25C")
     # The pydantic assistant message is read: its call is re-sent with everything before it.
-    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Rome"}') + tool_definition_tokens(
-        WEATHER_TOOL
+    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Rome"}') + billed_tool_tokens(
+        [WEATHER_TOOL], history
     )
     assert second["tokenkpi.context.resent_tokens"] == resent
     assert second["tokenkpi.context.new_tokens"] == tokens_of("25C")
@@ -291,8 +283,8 @@ async def test_async_plain_call(telemetry, fake, async_openai_client):
     attrs = telemetry.span().attributes
     assert attrs["gen_ai.usage.input_tokens"] == 120
     assert attrs["tokenkpi.context.tool_results_tokens"] == tokens_of(TOOL_RESULT)
-    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Paris"}') + tool_definition_tokens(
-        WEATHER_TOOL
+    resent = tokens_of(SYSTEM, "Weather in Paris?", "get_weather", '{"city":"Paris"}') + billed_tool_tokens(
+        [WEATHER_TOOL], HISTORY
     )
     assert attrs["tokenkpi.context.resent_tokens"] == resent
     assert attrs["tokenkpi.context.unattributed_tokens"] == 120 - resent - tokens_of(TOOL_RESULT)

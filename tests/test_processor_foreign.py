@@ -29,6 +29,8 @@ from test_foreign import (
 from otel_tokenkpi import TokenKPISpanProcessor
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 ROME = json.dumps({"city": "Rome"})
@@ -39,9 +41,17 @@ def n(text: str) -> int:
     return len(O200K.encode_ordinary(text))
 
 
-TOOL_DEFINITION_TOKENS = sum(
-    n(name) + n(description) + n(json.dumps(schema, separators=(",", ":"))) for name, description, schema in TOOLS
-)
+def tool_definition_tokens() -> int:
+    """What OpenAI bills for TOOLS in these gpt-4o requests: the rendered ``namespace functions`` block,
+    appended to the system message (docs/tool-token-counting.md; checked on billed requests in
+    test_tool_tokens.py). Counted once the encodings are loaded (``loaded_data``), so it is exact."""
+    definitions = [
+        ToolDefinition(name, description, json.dumps(schema, separators=(",", ":")))
+        for name, description, schema in TOOLS
+    ]
+    counted = count_request_tools(definitions, "openai", "gpt-4o", system_text=SYSTEM)
+    assert counted.exact
+    return counted.total
 
 
 def semconv_style() -> dict[str, Any]:
@@ -100,7 +110,7 @@ def test_foreign_genai_spans_get_the_engines_attributes_and_feed_the_root_roll_u
         (json.dumps({"city": c}, separators=(",", ":")) for c in ("Paris", "Rome")) if semconv_args else (PARIS, ROME)
     )
     resent = n(SYSTEM) + n(ASK) + n("Checking both.") + 2 * n("get_weather") + n(carried_paris) + n(carried_rome)
-    resent += TOOL_DEFINITION_TOKENS
+    resent += tool_definition_tokens()
     new = n("18C sunny") + n("21C cloudy") + n(FOLLOW_UP)
     assert call[sc.CONTEXT_RESENT_TOKENS] == resent
     assert call[sc.CONTEXT_NEW_TOKENS] == new

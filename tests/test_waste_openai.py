@@ -25,7 +25,9 @@ import otel_tokenkpi
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors._shapes import compact_json
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
+from otel_tokenkpi.tool_tokens import ToolDefinitionTokens, count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 
@@ -45,15 +47,33 @@ def tool(name: str, description: str, properties: dict[str, Any] | None = None) 
     return {"type": "function", "function": {"name": name, "description": description, "parameters": parameters}}
 
 
+def billed_tools(definitions: list[dict[str, Any]], system: str | None, api: str | None = None) -> ToolDefinitionTokens:
+    """What OpenAI bills for these tools in one gpt-4o request (docs/tool-token-counting.md; checked on billed
+    requests in test_tool_tokens.py): per tool its rendered function (``per_tool``, what the unused-definitions
+    roll-up sums); for the request (``total``) those plus the ``namespace functions`` framing. Called inside
+    tests, once the encodings are loaded, so the count is exact."""
+    functions = [d["function"] for d in definitions]
+    tools = [ToolDefinition(f["name"], f["description"], compact_json(f["parameters"])) for f in functions]
+    counted = count_request_tools(tools, "openai", "gpt-4o", system_text=system, api=api)
+    assert counted.exact
+    return counted
+
+
 def tool_tokens(definition: dict[str, Any]) -> int:
-    function = definition["function"]
-    return n(function["name"]) + n(function["description"]) + n(compact_json(function["parameters"]))
+    """One tool's own tokens (its rendered function), whatever else the request holds."""
+    return billed_tools([definition], None).per_tool[0]
 
 
 WEATHER = tool("get_weather", "Current weather for a city.")
 CLOCK = tool("get_time", "Local time in a city.")
 TOOLS = [WEATHER, CLOCK]
-TOOL_DEFS = tool_tokens(WEATHER) + tool_tokens(CLOCK)
+
+
+def tool_defs() -> int:
+    """TOOLS in a request that starts with SYSTEM: both rendered functions and the namespace framing."""
+    return billed_tools(TOOLS, SYSTEM).total
+
+
 WASTE_KEYS = (
     sc.WASTE_FAILED_CALL_TOKENS,
     sc.WASTE_REPEATED_REQUEST_TOKENS,
@@ -82,7 +102,7 @@ def run_planted_waste_conversation(client: Any, fake: Any) -> dict[str, int]:
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
     sizes: dict[str, int] = {}
 
-    sizes["p1"] = n(SYSTEM) + n(ASK) + TOOL_DEFS + 20
+    sizes["p1"] = n(SYSTEM) + n(ASK) + tool_defs() + 20
     fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=sizes["p1"]))
     first = client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
     messages += [first.choices[0].message, tool_message("c1", RESULT_1)]
@@ -121,7 +141,7 @@ def expected_planted_waste(sizes: dict[str, int], stateful: bool) -> list[dict[s
     """Re-sent context counts as waste as far as gpt-4o's cache could have served it (SYSTEM is long enough
     to pass its 1,024-token minimum), less what the cache did serve."""
     repeated = {"repeated_request_tokens": 0} if stateful else {}
-    resent_2 = n(SYSTEM) + n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)
+    resent_2 = n(SYSTEM) + n(ASK) + tool_defs() + n("get_weather") + n(ARGS)
     resent_3 = resent_2 + n(RESULT_1) + n("get_weather") + n(ARGS_REORDERED)
     resent_6 = resent_3 + n(RESULT_2) + n("It is 21 C and clear in")  # only the last ask is new
     assert resent_2 >= 1024  # the rule applies: the prefix is cacheable
@@ -162,7 +182,7 @@ def test_planted_waste_in_a_task_is_flagged_on_the_right_calls_with_exact_number
     expected = expected_planted_waste(sizes, stateful=True)
     assert [waste(s) for s in spans] == expected
     assert spans[1].attributes[sc.TOOL_CALLS_DUPLICATE_COUNT] == 1
-    assert spans[0].attributes[sc.CONTEXT_NEW_TOKENS] == n(SYSTEM) + n(ASK) + TOOL_DEFS
+    assert spans[0].attributes[sc.CONTEXT_NEW_TOKENS] == n(SYSTEM) + n(ASK) + tool_defs()
     assert spans[0].attributes[sc.CONTEXT_RESENT_TOKENS] == 0
     assert spans[1].attributes[sc.CONTEXT_NEW_TOKENS] == n(RESULT_1)
     # Each bill is the content plus 20 tokens of framing per turn: the breakdown adds up to it.
@@ -242,8 +262,8 @@ def test_a_duplicate_result_is_charged_once_even_when_the_agent_drops_the_answer
 
 def test_a_clean_conversation_has_every_waste_attribute_at_zero(telemetry, fake, openai_client):
     messages: list[Any] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": ASK}]
-    resent = n(SYSTEM) + n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)
-    first_bill = n(SYSTEM) + n(ASK) + TOOL_DEFS + 20
+    resent = n(SYSTEM) + n(ASK) + tool_defs() + n("get_weather") + n(ARGS)
+    first_bill = n(SYSTEM) + n(ASK) + tool_defs() + 20
     fake.enqueue(Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=first_bill))
     with otel_tokenkpi.conversation("clean-1"):
         first = openai_client.chat.completions.create(model="gpt-4o", messages=messages, tools=TOOLS)
@@ -461,10 +481,11 @@ def test_server_held_history_counts_as_resent_and_its_tool_calls_as_history(tele
         )
     spans = model_spans(telemetry)
     second = spans[1].attributes
-    local = n(RESULT_1) + tool_tokens(WEATHER)
+    definitions = billed_tools([WEATHER], None, api="responses").total
+    local = n(RESULT_1) + definitions
     assert second[sc.CONTEXT_NEW_TOKENS] == n(RESULT_1)
     # The definitions were seen before; the server added 90 - local tokens of history.
-    assert second[sc.CONTEXT_RESENT_TOKENS] == tool_tokens(WEATHER) + (90 - local)
+    assert second[sc.CONTEXT_RESENT_TOKENS] == definitions + (90 - local)
     assert second[sc.TOOL_CALLS_DUPLICATE_COUNT] == 1
     assert second[sc.WASTE_DUPLICATE_TOOL_CALL_TOKENS] == n("get_weather") + n(ARGS_REORDERED)
 
