@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import anthropic
 import pytest
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.testing.fake_anthropic import FakeAnthropicServer

@@ -11,8 +11,8 @@ from typing import Any
 
 import boto3
 import pytest
+from _telemetry import Telemetry
 from botocore.config import Config
-from conftest import Telemetry
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentors.bedrock import BedrockInstrumentor

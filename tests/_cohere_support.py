@@ -16,7 +16,7 @@ from typing import Any
 import cohere
 import pytest
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-from conftest import Telemetry, instrumented_with
+from _telemetry import Telemetry, instrumented_with
 
 from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
 from otel_tokenkpi.testing import fake_cohere

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from conftest import Telemetry
+from _telemetry import Telemetry
 from opentelemetry.sdk.trace import SpanProcessor
 
 # Keys whose values differ from one call to the next whatever we do: clocks, dates, per-request ids.

@@ -9,7 +9,7 @@ from importlib.metadata import version
 from typing import Any
 
 import pytest
-from conftest import Telemetry, estimated_tokens, instrumented_with
+from _telemetry import Telemetry, estimated_tokens, instrumented_with
 from google import genai
 from google.genai import types
 

@@ -15,7 +15,7 @@ from typing import Any
 import groq
 import pytest
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-from conftest import Telemetry, instrumented_with
+from _telemetry import Telemetry, instrumented_with
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor

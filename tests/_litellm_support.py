@@ -19,7 +19,7 @@ from typing import Any  # noqa: E402
 import litellm  # noqa: E402
 import pytest  # noqa: E402
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM  # noqa: E402
-from conftest import Telemetry, instrumented_with  # noqa: E402
+from _telemetry import Telemetry, instrumented_with  # noqa: E402
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
 from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor  # noqa: E402

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-from conftest import Telemetry, instrumented_with
+from _telemetry import Telemetry, instrumented_with
 from mistralai.client import Mistral, errors
 
 from otel_tokenkpi.instrumentors.mistral import MistralInstrumentor

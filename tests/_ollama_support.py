@@ -12,7 +12,7 @@ from typing import Any
 import ollama
 import pytest
 from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
-from conftest import Telemetry, estimated_tokens, instrumented_with
+from _telemetry import Telemetry, estimated_tokens, instrumented_with
 
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.testing.fake_ollama import FakeOllamaServer, Reply, ToolCall

@@ -14,7 +14,7 @@ import anthropic
 import pytest
 from _anthropic_support import QUIET
 from _bedrock_support import CLAUDE, make_client
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.instrumentors.bedrock import BedrockInstrumentor

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _anthropic_support are parameters here
 """The anthropic SDK (2.x) traces its own calls: what users see next to our spans.
 
 How the SDK does it (anthropic/_tracing.py, _base_client.py): each client resolves its
@@ -22,22 +21,17 @@ import os
 
 import anthropic
 import pytest
-from _anthropic_support import (  # noqa: F401 - fixtures
-    MODEL,
-    QUIET,
-    SCOPE,
-    SDK_SCOPE,
-    USER,
-    afake,
-    anthropic_server,
-)
-from conftest import check_in_forked_child
+from _anthropic_support import MODEL, QUIET, SCOPE, SDK_SCOPE, USER
+from _telemetry import check_in_forked_child
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_anthropic_support"]
 
 # The SDK traces its own calls (and takes open_telemetry=) from anthropic 2.0 on.
 pytestmark = pytest.mark.skipif(not QUIET, reason="anthropic < 2.0 emits no spans of its own")

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _anthropic_support are parameters here
 """Opt-in content capture for Anthropic calls: ``system`` goes to ``gen_ai.system_instructions``; the
 message blocks are split into semconv messages (text, tool calls, tool results with their ids);
 thinking is not captured as text; nothing of the prompt is recorded without the opt-in.
@@ -12,16 +11,14 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from _anthropic_support import (  # noqa: F401 - fixtures
-    MODEL,
-    afake,
-    anthropic_client,
-    anthropic_server,
-)
-from conftest import Telemetry
+from _anthropic_support import MODEL
+from _telemetry import Telemetry
 
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.testing.fake_anthropic import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_anthropic_support"]
 
 ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 CANARY = "canary-41b7"

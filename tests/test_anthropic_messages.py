@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _anthropic_support are parameters here
 """Anthropic ``messages.create`` / ``parse`` (GA and beta, sync and async), not streamed: one span per
 call with the request, the response, exact usage (cache reads and writes added into input), the
 context breakdown (estimated: Anthropic has no offline tokenizer), metrics, and errors. The user's
@@ -12,23 +11,16 @@ import json
 
 import anthropic
 import pytest
-from _anthropic_support import (  # noqa: F401 - fixtures
-    MODEL,
-    SCOPE,
-    USER,
-    afake,
-    anthropic_client,
-    anthropic_server,
-    async_anthropic_client,
-    atelemetry,
-    our_spans,
-)
+from _anthropic_support import MODEL, SCOPE, USER, our_spans
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.testing.fake_anthropic import Reply, ToolCall
 from otel_tokenkpi.tool_tokens import anthropic_tool_prompt_tokens
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_anthropic_support"]
 
 SYSTEM = "You are WeatherBot. Answer in one short sentence and use the tools when you need data."
 WEATHER_TOOL = {

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _anthropic_support are parameters here
 """Anthropic streams: ``create(stream=True)`` and the ``messages.stream()`` helper (GA and beta, sync and
 async). Every way of reading or leaving a stream ends the one span exactly once with what was seen;
 usage comes from ``message_start`` (input, cache) and ``message_delta`` (output); tool-use input is
@@ -11,22 +10,16 @@ import json
 
 import anthropic
 import pytest
-from _anthropic_support import (  # noqa: F401 - fixtures
-    MODEL,
-    USER,
-    afake,
-    anthropic_client,
-    anthropic_server,
-    async_anthropic_client,
-    atelemetry,
-    our_spans,
-)
+from _anthropic_support import MODEL, USER, our_spans
 from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent
 
 from otel_tokenkpi.instrumentors import _anthropic_messages as shapes
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
 from otel_tokenkpi.record import CallRequest
 from otel_tokenkpi.testing.fake_anthropic import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_anthropic_support"]
 
 ANSWER = "Paris is bright, old and full of cafes."
 CACHED = Reply(text=ANSWER, input_tokens=25, output_tokens=11, cache_read_tokens=2000, cache_write_tokens=50)

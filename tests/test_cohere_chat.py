@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _cohere_support are parameters here
 """Cohere v2 ``chat`` and ``embed`` (sync and async), not streamed: one span per call with the request,
 the response, billed usage as semconv usage and processed usage as ``tokenkpi.usage.processed.*``, cache
 reads, the context breakdown (estimated: no offline Cohere tokenizer), tool fan-out, finish reasons as
@@ -11,19 +10,13 @@ import json
 
 import cohere
 import pytest
-from _cohere_support import (  # noqa: F401 - fixtures
+from _cohere_support import (
     COHERE_VERSION,
     EMBED_MODEL,
     MODEL,
     NO_RETRIES,
     SCOPE,
     USER,
-    async_cohere_client,
-    capturing,
-    cfake,
-    cohere_client,
-    cohere_server,
-    ctelemetry,
     embed_args,
     est,
     instrumented,
@@ -34,6 +27,9 @@ from opentelemetry.trace import SpanKind, StatusCode
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
 from otel_tokenkpi.testing.fake_cohere import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_cohere_support"]
 
 SYSTEM = "You are WeatherBot. Answer in one short sentence and use the tools when you need data."
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _cohere_support are parameters here
 """Cohere v2 ``chat_stream`` (a generator; async: an async generator), sync and async. Every way of
 reading or leaving a stream ends the one span exactly once with what was seen; usage, the finish reason
 and the response id come from ``message-start`` / ``message-end``; tool calls are assembled from
@@ -13,22 +12,14 @@ import json
 import cohere
 import httpx
 import pytest
-from _cohere_support import (  # noqa: F401 - fixtures
-    MODEL,
-    USER,
-    async_cohere_client,
-    capturing,
-    cfake,
-    cohere_client,
-    cohere_server,
-    ctelemetry,
-    make_client,
-    sdk_close_error,
-)
+from _cohere_support import MODEL, USER, make_client, sdk_close_error
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.cohere import CohereInstrumentor
 from otel_tokenkpi.testing.fake_cohere import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_cohere_support"]
 
 ANSWER = "Paris is bright, old and full of cafes."
 BILLED = Reply(text=ANSWER, input_tokens=25, output_tokens=11, processed_input_tokens=90, cache_read_tokens=16)

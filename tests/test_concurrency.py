@@ -29,7 +29,7 @@ from typing import Any
 import httpx2
 import openai
 import pytest
-from conftest import Telemetry
+from _telemetry import Telemetry
 from opentelemetry import trace
 
 import otel_tokenkpi

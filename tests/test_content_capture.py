@@ -21,7 +21,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall

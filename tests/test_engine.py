@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import tiktoken
-from conftest import check_in_forked_child
+from _telemetry import check_in_forked_child
 
 from otel_tokenkpi import counting, engine, tokens
 from otel_tokenkpi import semconv as sc

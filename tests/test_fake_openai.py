@@ -432,8 +432,9 @@ def test_connection_reuse_is_fast_and_does_not_hang(server: FakeOpenAIServer, cl
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
         list(client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True))
         list(client.responses.create(model="gpt-4.1", input="x", stream=True))
-    # 30 requests; with Nagle's algorithm on, each would stall ~40 ms (>= 1.2 s in total).
-    assert time.perf_counter() - started < 1.0
+    # Nagle's algorithm off is asserted above (it would stall each request ~40 ms); the time is only a
+    # generous bound against a hang, not a speed test (speed lives in benchmarks/).
+    assert time.perf_counter() - started < 10.0
     assert len(server.requests) == 30
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import _fuzz_support as fz
 import pytest
 from _gemini_support import make_client as make_gemini_client
-from conftest import Telemetry
+from _telemetry import Telemetry
 from google.genai import types
 from hypothesis import given
 from hypothesis import strategies as st

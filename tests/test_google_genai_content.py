@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import _gemini_support
 import pytest
 from _gemini_support import CAPTURE_ENV, MODEL, instrumented
-from conftest import Telemetry
+from _telemetry import Telemetry
 from google.genai import _transformers, types
 
 from otel_tokenkpi.instrumentors._google_genai_request import read_contents

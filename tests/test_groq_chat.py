@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _groq_support are parameters here
 """Groq ``chat.completions.create`` through the real groq SDK, not streamed (sync and async): span shape,
 exact usage (cache reads, reasoning), the context breakdown estimated for open models, cost and window,
 fan-out, finish reasons as Groq spells them, errors, metrics, raw responses, and what the user gets being
@@ -14,25 +13,16 @@ from typing import Any
 import genai_prices
 import groq
 import pytest
-from _groq_support import (  # noqa: F401 - fixtures
-    GROQ_VERSION,
-    MODEL,
-    SCOPE,
-    USER,
-    async_groq_client,
-    est,
-    gfake,
-    groq_client,
-    groq_server,
-    gtelemetry,
-    wire,
-)
+from _groq_support import GROQ_VERSION, MODEL, SCOPE, USER, est, wire
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.instrumentation import Patch
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
 from otel_tokenkpi.testing.fake_groq import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_groq_support"]
 
 SYSTEM = "You are a travel agent. Answer in one sentence."
 WEATHER_TOOL = {
@@ -332,7 +322,7 @@ def test_entry_point_and_dependencies():
 
 
 def test_a_missing_method_warns_once_and_the_rest_is_instrumented(loaded_data, gfake, groq_client, caplog, monkeypatch):
-    from conftest import Telemetry
+    from _telemetry import Telemetry
 
     telemetry = Telemetry()
     instrumentor = GroqInstrumentor()

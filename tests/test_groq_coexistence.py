@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _groq_support are parameters here
 """Groq reached two ways, both instrumentors on: the groq SDK (our Groq instrumentor) and the openai SDK
 pointed at ``api.groq.com`` (our OpenAI instrumentor, which names the provider ``groq`` from the base
 URL). Each call is one span, from the instrumentor of the SDK that made it, never two."""
@@ -10,12 +9,15 @@ from collections.abc import Iterator
 import httpx
 import openai
 import pytest
-from _groq_support import MODEL, USER, gfake, groq_client, groq_server  # noqa: F401 - fixtures
-from conftest import Telemetry, instrumented_with
+from _groq_support import MODEL, USER
+from _telemetry import Telemetry, instrumented_with
 
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 from otel_tokenkpi.testing.fake_groq import FakeGroqServer, Reply
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_groq_support"]
 
 GROQ_OPENAI_BASE = "https://api.groq.com/openai/v1"  # what Groq's docs tell openai SDK users to set
 

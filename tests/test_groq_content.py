@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _groq_support are parameters here
 """Opt-in content capture for Groq calls: the history becomes semconv messages (text, tool calls with
 their arguments, tool results with their ids), plain and streamed outputs are captured, and nothing of the
 prompt is recorded without the opt-in. The Recorder reads the environment at ``instrument()``."""
@@ -9,10 +8,13 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from _groq_support import CAPTURE_ENV, MODEL, gfake, groq_client, groq_server, instrumented  # noqa: F401
-from conftest import Telemetry
+from _groq_support import CAPTURE_ENV, MODEL, instrumented
+from _telemetry import Telemetry
 
 from otel_tokenkpi.testing.fake_groq import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_groq_support"]
 
 CANARY = "canary-6d2e"
 SYSTEM = f"You are WeatherBot {CANARY}-system."

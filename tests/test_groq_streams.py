@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _groq_support are parameters here
 """Groq chat streams through the real groq SDK: usage from the final chunk's ``x_groq.usage`` is exact;
 every way of consuming, leaving or losing a stream (sync and async) ends the span exactly once with what
 was seen; streamed parallel tool calls are assembled; the user sees the same chunks."""
@@ -11,19 +10,13 @@ import json
 import groq
 import httpx
 import pytest
-from _groq_support import (  # noqa: F401 - fixtures
-    MODEL,
-    async_groq_client,
-    est,
-    gfake,
-    groq_client,
-    groq_server,
-    gtelemetry,
-    wire,
-)
+from _groq_support import MODEL, est, wire
 
 from otel_tokenkpi.instrumentors.groq import GroqInstrumentor
 from otel_tokenkpi.testing.fake_groq import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_groq_support"]
 
 SYSTEM = "You are brief."
 MESSAGES = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Describe Paris in a few words."}]

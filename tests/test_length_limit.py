@@ -15,7 +15,7 @@ from typing import Any
 
 import openai
 import pytest
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _litellm_support are parameters here
 """litellm.completion / acompletion / embedding / aembedding: one span per call, whichever way litellm was
 imported, with the OpenAI and Anthropic instrumentors on too (litellm calls the openai SDK underneath).
 
@@ -14,7 +13,7 @@ import _litellm_support as support  # first: sets LITELLM_LOCAL_MODEL_COST_MAP b
 import litellm
 import pytest
 import tiktoken
-from _litellm_support import MESSAGES, afake, anthropic_fake_server, instrumentors, ltelemetry  # noqa: F401
+from _litellm_support import MESSAGES
 from litellm import completion as completion_imported_early  # bound before any instrument()
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -22,6 +21,9 @@ from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing import fake_anthropic
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
 from otel_tokenkpi.tool_tokens import count_request_tools
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_litellm_support"]
 
 O200K = tiktoken.get_encoding("o200k_base")
 WEATHER = {

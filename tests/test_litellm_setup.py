@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _litellm_support are parameters here
 """How the LiteLLM instrumentor is loaded and names things: no litellm import from instrument() (patched
 when the user imports it), the entry point, provider names, fallbacks, content capture."""
 
@@ -13,11 +12,14 @@ import textwrap
 import _litellm_support as support  # first: sets LITELLM_LOCAL_MODEL_COST_MAP before litellm is imported
 import litellm
 import pytest
-from _litellm_support import MESSAGES, instrumentors, ltelemetry  # noqa: F401
-from conftest import Telemetry
+from _litellm_support import MESSAGES
+from _telemetry import Telemetry
 
 from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor, _base_request
 from otel_tokenkpi.testing.fake_openai import Reply
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_litellm_support"]
 
 # Runs in a fresh interpreter: litellm is already imported in this one.
 IMPORT_LATER = textwrap.dedent(

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _litellm_support are parameters here
 """litellm streams (``CustomStreamWrapper``), sync and async: each way of consuming, leaving or losing
 one ends the one span exactly once, with what was seen. The stream is consumed after the call
 returned, outside the call's context: the OpenAI and Anthropic instrumentors, also on, still add
@@ -14,12 +13,15 @@ import _litellm_support as support  # first: sets LITELLM_LOCAL_MODEL_COST_MAP b
 import litellm
 import pytest
 import tiktoken
-from _litellm_support import MESSAGES, USAGE, afake, anthropic_fake_server, instrumentors, ltelemetry  # noqa: F401
+from _litellm_support import MESSAGES, USAGE
 from litellm.exceptions import MidStreamFallbackError
 from opentelemetry.trace import StatusCode
 
 from otel_tokenkpi.testing import fake_anthropic
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_litellm_support"]
 
 CustomStreamWrapper = litellm.CustomStreamWrapper  # litellm.litellm_core_utils.streaming_handler's, or litellm.utils'
 ANSWER = "Paris is bright, old and full of cafes."

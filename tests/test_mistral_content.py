@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import _mistral_support
 import pytest
 from _mistral_support import CAPTURE_ENV, MODEL, instrumented
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi.testing.fake_mistral import Reply, ToolCall
 

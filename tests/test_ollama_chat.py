@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _ollama_support are parameters here
 """Ollama chat, generate and embed, not streamed: the real ``ollama`` SDK against the fake server, sync and
 async, client methods and the module-level functions. Usage numbers come from the fake, so they are exact;
 local counts are estimates (no offline tokenizer for Ollama models) and say so."""
@@ -10,26 +9,15 @@ import json
 import ollama
 import pydantic
 import pytest
-from _ollama_support import (  # noqa: F401 - fixtures
-    CAPTURE_ENV,
-    MODEL,
-    OLLAMA_VERSION,
-    USER,
-    WEATHER_TOOL,
-    async_oclient,
-    at,
-    estimate,
-    instrumented,
-    oclient,
-    ofake,
-    ollama_server,
-    otelemetry,
-)
+from _ollama_support import CAPTURE_ENV, MODEL, OLLAMA_VERSION, USER, WEATHER_TOOL, at, estimate, instrumented
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors import _ollama_request as shapes
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.testing.fake_ollama import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_ollama_support"]
 
 CITIES = ("Paris", "Rome", "Oslo")
 

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from _ollama_support are parameters here
 """Ollama streams (``stream=True``): NDJSON objects read by the SDK into a generator (sync) or an async
 generator (async). Every way of reading or leaving a stream ends the one span exactly once with what was
 seen; usage and the finish reason come from the last object (``done: true``); the user sees the same objects."""
@@ -11,25 +10,16 @@ import json
 import httpx
 import ollama
 import pytest
-from _ollama_support import (  # noqa: F401 - fixtures
-    MODEL,
-    USER,
-    WEATHER_TOOL,
-    as_plain,
-    async_oclient,
-    at,
-    estimate,
-    oclient,
-    ofake,
-    ollama_server,
-    otelemetry,
-)
+from _ollama_support import MODEL, USER, WEATHER_TOOL, as_plain, at, estimate
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors import _ollama_response as shapes
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
 from otel_tokenkpi.record import CallRequest
 from otel_tokenkpi.testing.fake_ollama import Reply, ToolCall
+
+# Fixtures of the provider's support module (fake server, client, telemetry).
+pytest_plugins = ["_ollama_support"]
 
 ANSWER = "The sky is blue because of Rayleigh scattering."
 CITIES = ("Paris", "Rome", "Oslo")

@@ -206,7 +206,7 @@ def test_raw_response_stream_is_proxied(telemetry, fake, openai_client):
 
 
 def test_inject_stream_usage_is_opt_in(loaded_data, fake, openai_client):
-    from conftest import Telemetry
+    from _telemetry import Telemetry
 
     telemetry = Telemetry()
     instrumentor = OpenAIInstrumentor()

@@ -9,7 +9,7 @@ import socket
 from collections.abc import Iterator, Sequence
 
 import pytest
-from conftest import check_in_forked_child
+from _telemetry import check_in_forked_child
 from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as GrpcMetricExporter
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcSpanExporter
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as HttpMetricExporter

@@ -22,8 +22,8 @@ import anthropic
 import boto3
 import openai
 import pytest
+from _telemetry import Telemetry
 from botocore.config import Config
-from conftest import Telemetry
 from google import genai
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace import TracerProvider

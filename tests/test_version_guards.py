@@ -22,7 +22,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 import pytest
-from conftest import Telemetry
+from _telemetry import Telemetry
 
 from otel_tokenkpi import _safety
 from otel_tokenkpi import semconv as sc

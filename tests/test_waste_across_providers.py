@@ -40,7 +40,7 @@ from _planted_waste import (
     RESULT_2,
     SYSTEM,
 )
-from conftest import instrumented_with
+from _telemetry import instrumented_with
 from google.genai import errors as genai_errors
 
 import otel_tokenkpi
