@@ -255,7 +255,13 @@ def test_by_an_attribute_no_span_carries_says_so(spans_file, capsys):
 def test_a_malformed_line_is_named_skipped_and_fails_the_exit_status(spans_file, capsys):
     lines = hand_written_lines()
     lines.insert(1, '{"resourceSpans": [')  # line 2: cut off
-    lines.append('{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00"}]}]}]}')  # line 8
+    # line 8: a roll-up span (whose ids the report reads) with a broken trace id; spans the report does not
+    # read are not checked beyond the JSON syntax.
+    rollup = '[{"key": "tokenkpi.trace.llm_calls", "value": {"intValue": "1"}}]'
+    lines.append(
+        '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00", "attributes": %s}, '
+        '{"traceId": "zz", "spanId": "00"}]}]}]}' % rollup
+    )
     spans_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["report", str(spans_file)]) == 1
     captured = capsys.readouterr()
