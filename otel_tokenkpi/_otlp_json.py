@@ -291,7 +291,7 @@ def make_record(
 
 def _span(span: Any, wanted: Mapping[str, str], resource: Resource) -> SpanRecord | None:
     if not isinstance(span, dict):
-        raise MalformedLine("a span is not an object")
+        return None  # not a span the report can read; not checked further, as with any span it does not read
     attrs, ours = _attributes(span.get("attributes", []), wanted)
     if not ours:
         return None

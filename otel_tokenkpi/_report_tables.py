@@ -53,9 +53,12 @@ def summary(report: Report, name: str) -> list[str]:
     ]
     if report.late_outcomes:
         matched = report.late_outcomes - report.late_unmatched
+        unmatched = (
+            f", {report.late_unmatched:,} not counted (their task is not in the input)" if report.late_unmatched else ""
+        )
         lines.append(
-            f"late outcomes: {report.late_outcomes:,} (record_outcome after the task), counted with their tasks; "
-            f"{matched:,} matched a task in the input"
+            f"late outcomes: {report.late_outcomes:,} (record_outcome after the task): {matched:,} counted with "
+            f"their tasks{unmatched}"
         )
     return lines
 

@@ -262,7 +262,7 @@ class Report:
         self.timeline = Timeline()
         self.group_seen = False  # any span carried the --by attribute
         self.late_outcomes = 0
-        self.late_unmatched = 0  # late outcomes whose task is not in the input
+        self.late_unmatched = 0  # late outcomes whose task is not in the input: not counted
         self._cells: dict[tuple[str, str, str], CallTotals] = {}  # (model, service, group) -> calls
         self._total = TaskTotals()
         self._groups: dict[str, TaskTotals] = defaultdict(TaskTotals)
@@ -341,13 +341,15 @@ class Report:
         self._finished = True
         for late, names, group in self._units.finish():
             self.late_outcomes += 1
+            if not names:  # its task is not in the input: counting it would skew tokens per success
+                self.late_unmatched += 1
+                continue
             self._total.add_outcome(late.outcome)
             self._groups[group].add_outcome(late.outcome)
             if group != NONE_GROUP:
                 self.group_seen = True
             for name in sorted(names):
                 self.by_task[name].add_outcome(late.outcome)
-            self.late_unmatched += not names
         for (model, service, group), cell in self._cells.items():
             self.calls.merge(cell)
             self.by_model[model].merge(cell)

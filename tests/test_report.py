@@ -10,7 +10,7 @@ import pytest
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.cli import main
-from otel_tokenkpi.report import read_report
+from otel_tokenkpi.report import read_report, readers
 
 TRACE = {name: f"{index:032x}" for index, name in enumerate("ABCDE", 1)}
 
@@ -176,6 +176,16 @@ def hand_written_lines():
         json.dumps(snake_case(base64_ids(request(*trace_d)))),
         json.dumps(request(*trace_e)),
     ]
+
+
+@pytest.fixture(autouse=True, params=["python", "msgspec"])
+def reader(request, monkeypatch):
+    """Every test here runs with each JSON reader (`--reader auto` picks the fast one when installed)."""
+    if request.param not in readers():
+        pytest.skip("msgspec is not installed (the [fast] extra)")
+    if request.param == "python":
+        monkeypatch.setattr("otel_tokenkpi.report.readers", lambda: {"python": "the standard library's json"})
+    return request.param
 
 
 @pytest.fixture
