@@ -267,10 +267,9 @@ def test_a_malformed_line_is_named_skipped_and_fails_the_exit_status(spans_file,
     lines.insert(1, '{"resourceSpans": [')  # line 2: cut off
     # line 8: a roll-up span (whose ids the report reads) with a broken trace id; spans the report does not
     # read are not checked beyond the JSON syntax.
-    rollup = '[{"key": "tokenkpi.trace.llm_calls", "value": {"intValue": "1"}}]'
+    rollup = {"traceId": "zz", "spanId": "00", "attributes": [{"key": sc.TRACE_LLM_CALLS, "value": {"intValue": "1"}}]}
     lines.append(
-        '{"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "zz", "spanId": "00", "attributes": %s}, '
-        '{"traceId": "zz", "spanId": "00"}]}]}]}' % rollup
+        json.dumps({"resourceSpans": [{"scopeSpans": [{"spans": [rollup, {"traceId": "zz", "spanId": "00"}]}]}]})
     )
     spans_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     assert main(["report", str(spans_file)]) == 1
