@@ -3,7 +3,8 @@
 Each waste kind points at one fix, and the spans say where: the model and the service (resource
 ``service.name``) of the calls that wasted, or the task whose tool schemas went unused. Candidates are
 ranked by estimated cost when every one has a price, else by tokens; at most two per kind, five in all.
-Figures are per day when the input covers at least a day, else for the period it covers.
+Figures are per day when the input covers at least a day (over the UTC days it touches), else for the
+period it covers.
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ class Fix:
 
 
 def per_period(report: Report) -> tuple[float, str]:
-    """(divisor, unit): figures are divided by the number of days covered when that is at least one."""
-    days = report.period_ns / DAY_NS
-    if days >= 1:
-        return days, "/day"
-    return 1.0, f" in the {_duration(report.period_ns)} covered"
+    """(divisor, unit): when the input covers a day or more, figures are per day over the UTC days it
+    touches (the first and last count whole); else for the period it covers."""
+    if report.first_ns is None or report.last_ns is None or report.period_ns < DAY_NS:
+        return 1.0, f" in the {_duration(report.period_ns)} covered"
+    return float(report.last_ns // DAY_NS - report.first_ns // DAY_NS + 1), "/day"
 
 
 def _duration(ns: int) -> str:
