@@ -22,8 +22,11 @@ import msgspec
 
 from ._otlp_json import (
     ANY,
+    ERROR_CODES,
     FLOAT,
+    ID_KEYS,
     INT,
+    REMOTE_PARENT,
     STR,
     LineSpans,
     Resource,
@@ -38,18 +41,19 @@ __all__ = ["FastReader"]
 _OURS = re.compile(rb'"tokenkpi\.')  # searched in a span's raw JSON: a cheap test before decoding it
 
 
-class _Array(msgspec.Struct, frozen=True, gc=False):
-    values: list[_Value] = []
-
-
 class _Value(msgspec.Struct, frozen=True, gc=False):
     stringValue: str | None = None
     boolValue: bool | None = None
     intValue: int | None = None
     doubleValue: float | None = None
-    arrayValue: _Array | None = None
+    arrayValue: msgspec.Raw = msgspec.Raw(b"")  # decoded only when read (by _python_value): rare, and costly
 
 
+class _Array(msgspec.Struct, frozen=True, gc=False):
+    values: list[_Value] = []
+
+
+_ARRAY = msgspec.json.Decoder(_Array, strict=False)
 _EMPTY = _Value()
 
 
@@ -105,8 +109,8 @@ def _python_value(value: _Value) -> Any:
         return value.intValue
     if value.doubleValue is not None:
         return value.doubleValue
-    if value.arrayValue is not None:
-        return tuple(_python_value(item) for item in value.arrayValue.values)
+    if value.arrayValue:
+        return tuple(_python_value(item) for item in _ARRAY.decode(value.arrayValue).values)
     return None
 
 
@@ -165,6 +169,23 @@ class FastReader:
                     if resource is None:
                         resource = self._resource(resource_spans)
                     status = span.status
+                    remote = span.flags & REMOTE_PARENT == REMOTE_PARENT
+                    if ID_KEYS[0] not in attrs and ID_KEYS[1] not in attrs and not remote:
+                        spans.append(  # the common case (a model call), without make_record's checks
+                            SpanRecord(
+                                span.traceId,
+                                span.spanId,
+                                span.parentSpanId or None,
+                                False,
+                                span.name,
+                                span.startTimeUnixNano,
+                                span.endTimeUnixNano,
+                                status is not None and status.code in ERROR_CODES,
+                                attrs,
+                                resource,
+                            )
+                        )
+                        continue
                     spans.append(
                         make_record(
                             span.traceId,

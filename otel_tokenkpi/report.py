@@ -21,6 +21,7 @@ What counts:
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -430,13 +431,26 @@ def read_report(
     ``progress``: a stream to draw a progress bar on (the CLI passes stderr when it is a terminal).
     ``reader``: ``auto`` (msgspec when installed), ``python`` or ``msgspec``.
     """
-    from ._progress import Progress
-
     files = expand([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     read = _line_reader(reader, by)
     report = Report(by)
     report.files = files
     sizes = [os.path.getsize(path) for path in files]
+    # A parsed line is hundreds of thousands of short-lived objects, freed by reference counting; the cyclic
+    # collector would only walk them again and again (about 10% of the standard reader's time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _read_files(report, files, sizes, read, progress)
+    finally:
+        if collecting:
+            gc.enable()
+    return report.finish()
+
+
+def _read_files(report: Report, files: list[str], sizes: list[int], read: Any, progress: IO[str] | None) -> None:
+    from ._progress import Progress
+
     with Progress(sum(sizes), progress) as bar:
         done = 0
         for path, size in zip(files, sizes, strict=True):
@@ -453,4 +467,3 @@ def read_report(
                     raise
                 report.bad_line(path, exc.after_line + 1, str(exc))
             done += size
-    return report.finish()
