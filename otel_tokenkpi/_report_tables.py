@@ -46,10 +46,21 @@ def usd(value: float | None) -> str:
 
 def summary(report: Report, name: str) -> list[str]:
     tasks = report.tasks()
-    return [
-        f"{name}: {report.spans:,} spans in {report.lines:,} lines; "
+    files = f" ({len(report.files)} files)" if len(report.files) > 1 else ""
+    lines = [
+        f"{name}{files}: {report.spans:,} spans in {report.lines:,} lines; "
         f"{report.calls.calls:,} model calls, {tasks.tasks:,} tasks"
     ]
+    if report.late_outcomes:
+        matched = report.late_outcomes - report.late_unmatched
+        unmatched = (
+            f", {report.late_unmatched:,} not counted (their task is not in the input)" if report.late_unmatched else ""
+        )
+        lines.append(
+            f"late outcomes: {report.late_outcomes:,} (record_outcome after the task): {matched:,} counted with "
+            f"their tasks{unmatched}"
+        )
+    return lines
 
 
 def by_model(report: Report) -> list[str]:

@@ -1,105 +1,189 @@
 """``otel-tokenkpi report``: what a file of spans says the tokens bought.
 
-Reads OTLP JSON lines (the Collector ``file`` exporter's format, or :class:`OTLPJsonLinesSpanExporter`'s)
-one line at a time and adds them up: waste by model, by waste kind and by task; or, with ``by``, the KPI
-table that should replace a token-burn leaderboard (tokens per success, waste ratio, cost per success per
-team, feature, ...). Memory stays flat in the number of spans: model calls are summed as they are read;
-only one small record per roll-up span (task) is kept, to find the outermost ones at the end.
+Reads OTLP JSON lines (the Collector ``file`` exporter's format, or :class:`OTLPJsonLinesSpanExporter`'s),
+plain or gzip'd, a file or a directory of rotated files, one line at a time, and adds them up: waste by
+model, by waste kind, by service, over time and by task; with ``by``, the KPI table that should replace
+a token-burn leaderboard (tokens per success, waste ratio, cost per success per team, feature, ...).
+Memory stays flat in the size of the input: model calls are summed as they are read into one cell per
+(model, service, group) and one time bucket per period; of the tasks, only one small entry per trace
+is kept (see ``_report_units``).
 
 What counts:
 
 - a *model call* is a span whose ``gen_ai.operation.name`` is a model call and that carries ``tokenkpi.*``
   attributes (ours, or another instrumentation's enriched by the span processor; a foreign span nested
   in one of ours describes the same call and carries none, so no call counts twice);
-- a *task* is a span with ``tokenkpi.trace.*`` roll-ups: an ``otel_tokenkpi.task()`` span
-  (``invoke_workflow {name}``) or a local root enriched by the span processor. In the task table every
-  such span is a row of its own name; totals and ``--by`` groups count only outermost ones, so a task
-  nested in another task (or in a rolled-up root) is not counted twice. Nesting is read from the spans'
-  times within a trace and their parents (a span contained in another's time is nested unless both
-  share a parent, i.e. are concurrent siblings).
+- a *task* is a span with ``tokenkpi.trace.*`` roll-ups (``_report_units`` says which are outermost);
+- a *late outcome* is a ``record_outcome`` span: ``tokenkpi.outcome`` without roll-ups. It adds one
+  success or failure to the task it names, beside the outcomes recorded in-band (as the engine's own
+  ``tokens_per_success`` on that span counts them).
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import add
 from typing import IO, Any
 
 from . import semconv as sc
-from ._otlp_json import MalformedLine, SpanRecord, spans_of_line
+from ._otlp_json import ANY, FLOAT, INT, STR, LineSpans, MalformedLine, SpanRecord, read_line
+from ._report_units import NONE_GROUP, Label, Rollup, TaskRun, Units
+from ._span_files import SpanFileError, expand, lines
 
-__all__ = ["CallTotals", "Report", "TaskTotals", "read_report"]
+__all__ = ["NONE_GROUP", "CallTotals", "Report", "TaskTotals", "Timeline", "read_report", "readers"]
 
 KINDS = tuple(sc.WASTE_KIND_ATTRIBUTES)
-NONE_GROUP = "(none)"
+_KIND_KEYS = tuple(sc.WASTE_KIND_ATTRIBUTES.values())
+MAX_BAD_LINES_KEPT = 1000
+
+# The attributes the report reads, and as what.
+WANTED: dict[str, str] = {
+    sc.OPERATION_NAME: STR,
+    sc.REQUEST_MODEL: STR,
+    sc.RESPONSE_MODEL: STR,
+    sc.CONVERSATION_ID: STR,
+    sc.AGENT_NAME: STR,
+    sc.WORKFLOW_NAME: STR,
+    sc.USAGE_INPUT_TOKENS: INT,
+    sc.USAGE_OUTPUT_TOKENS: INT,
+    sc.USAGE_CACHE_READ_INPUT_TOKENS: INT,
+    sc.WASTE_TOKENS: INT,
+    sc.COST_USD: FLOAT,
+    sc.WASTE_COST_USD: FLOAT,
+    **dict.fromkeys(_KIND_KEYS, INT),
+    sc.TRACE_LLM_CALLS: INT,
+    sc.TRACE_INPUT_TOKENS: INT,
+    sc.TRACE_OUTPUT_TOKENS: INT,
+    sc.TRACE_WASTE_TOKENS: INT,
+    sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS: INT,
+    sc.TRACE_UNUSED_TOOL_NAMES: ANY,
+    sc.TRACE_COST_USD: FLOAT,
+    sc.TRACE_WASTE_COST_USD: FLOAT,
+    sc.OUTCOME: STR,
+}
 
 
-@dataclass
+# The integer attributes of a model call the report sums, in this order (see CallTotals.ints).
+_CALL_INTS = (
+    sc.USAGE_INPUT_TOKENS,
+    sc.USAGE_OUTPUT_TOKENS,
+    sc.USAGE_CACHE_READ_INPUT_TOKENS,
+    sc.WASTE_TOKENS,
+    *_KIND_KEYS,
+)
+
+
 class CallTotals:
-    """Model calls summed."""
+    """Model calls summed. Kept as flat lists, so adding a call is a few C-level list operations."""
 
-    calls: int = 0
-    errors: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    waste_tokens: int = 0
-    cost_usd: float | None = None
-    waste_cost_usd: float | None = None
-    kinds: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    calls_with_kind: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    __slots__ = ("calls", "errors", "ints", "kind_calls", "costs", "costed")
 
-    def add(self, span: SpanRecord) -> None:
-        attrs = span.attributes
+    def __init__(self) -> None:
+        self.calls = 0
+        self.errors = 0
+        self.ints = [0] * len(_CALL_INTS)  # input, output, cache read, waste, waste per kind
+        self.kind_calls = [0] * len(KINDS)  # calls with some waste of each kind
+        self.costs = [0.0, 0.0]  # cost, waste cost
+        self.costed = [0, 0]  # calls that carried each
+
+    def add(self, attrs: dict[str, Any], error: bool) -> list[int]:
+        """One call; returns its [input, output, cache read, waste, *waste per kind]."""
+        get = attrs.get
+        values = [get(key, 0) for key in _CALL_INTS]
         self.calls += 1
-        self.errors += span.error
-        self.input_tokens += _int(attrs.get(sc.USAGE_INPUT_TOKENS))
-        self.output_tokens += _int(attrs.get(sc.USAGE_OUTPUT_TOKENS))
-        self.cache_read_tokens += _int(attrs.get(sc.USAGE_CACHE_READ_INPUT_TOKENS))
-        self.waste_tokens += _int(attrs.get(sc.WASTE_TOKENS))
-        self.cost_usd = _add(self.cost_usd, attrs.get(sc.COST_USD))
-        self.waste_cost_usd = _add(self.waste_cost_usd, attrs.get(sc.WASTE_COST_USD))
-        for kind, key in sc.WASTE_KIND_ATTRIBUTES.items():
-            tokens = _int(attrs.get(key))
-            self.kinds[kind] += tokens
-            self.calls_with_kind[kind] += tokens > 0
+        self.errors += error
+        self.ints[:] = map(add, self.ints, values)
+        kinds = values[4:]
+        if any(kinds):
+            self.kind_calls[:] = map(add, self.kind_calls, map(bool, kinds))
+        cost = get(sc.COST_USD)
+        if cost is not None:
+            self.costs[0] += cost
+            self.costed[0] += 1
+        cost = get(sc.WASTE_COST_USD)
+        if cost is not None:
+            self.costs[1] += cost
+            self.costed[1] += 1
+        return values
+
+    def merge(self, other: CallTotals) -> None:
+        self.calls += other.calls
+        self.errors += other.errors
+        self.ints[:] = map(add, self.ints, other.ints)
+        self.kind_calls[:] = map(add, self.kind_calls, other.kind_calls)
+        self.costs[:] = map(add, self.costs, other.costs)
+        self.costed[:] = map(add, self.costed, other.costed)
+
+    input_tokens = property(lambda self: self.ints[0])
+    output_tokens = property(lambda self: self.ints[1])
+    cache_read_tokens = property(lambda self: self.ints[2])
+    waste_tokens = property(lambda self: self.ints[3])
+    cost_usd = property(lambda self: self.costs[0] if self.costed[0] else None)
+    waste_cost_usd = property(lambda self: self.costs[1] if self.costed[1] else None)
+
+    @property
+    def kinds(self) -> dict[str, int]:
+        return dict(zip(KINDS, self.ints[4:], strict=True))
+
+    @property
+    def calls_with_kind(self) -> dict[str, int]:
+        return dict(zip(KINDS, self.kind_calls, strict=True))
 
     @property
     def billed(self) -> int:
         return self.input_tokens + self.output_tokens
 
     @property
+    def waste_ratio(self) -> float | None:
+        return self.waste_tokens / self.billed if self.billed else None
+
+    @property
     def top_kind(self) -> str | None:
-        kind = max(KINDS, key=lambda k: self.kinds[k])
-        return kind if self.kinds[kind] > 0 else None
+        kinds = self.kinds
+        kind = max(KINDS, key=lambda k: kinds[k])
+        return kind if kinds[kind] > 0 else None
 
 
 @dataclass
 class TaskTotals:
-    """Tasks (roll-up spans) summed."""
+    """Tasks (roll-up spans) summed, with their outcomes (late ones included)."""
 
     tasks: int = 0
     successes: int = 0
     failures: int = 0
+    late_outcomes: int = 0
     llm_calls: int = 0
     tokens: int = 0  # input + output
     waste_tokens: int = 0
     unused_tool_definitions_tokens: int = 0
     cost_usd: float | None = None
     waste_cost_usd: float | None = None
+    is_task: bool = False  # some of them are otel_tokenkpi.task() spans
+    unused_tools: dict[str, int] = field(default_factory=dict)  # tool name -> runs that offered it unused
 
-    def add(self, attrs: dict[str, Any]) -> None:
+    def add(self, rollup: Rollup) -> None:
         self.tasks += 1
-        outcome = attrs.get(sc.OUTCOME)
+        self.successes += rollup.outcome == "success"
+        self.failures += rollup.outcome == "failure"
+        self.llm_calls += rollup.llm_calls
+        self.tokens += rollup.tokens
+        self.waste_tokens += rollup.waste_tokens
+        self.unused_tool_definitions_tokens += rollup.unused_tool_tokens
+        if rollup.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + rollup.cost_usd
+        if rollup.waste_cost_usd is not None:
+            self.waste_cost_usd = (self.waste_cost_usd or 0.0) + rollup.waste_cost_usd
+        for tool in rollup.unused_tools:
+            self.unused_tools[tool] = self.unused_tools.get(tool, 0) + 1
+
+    def add_outcome(self, outcome: str) -> None:
+        self.late_outcomes += 1
         self.successes += outcome == "success"
         self.failures += outcome == "failure"
-        self.llm_calls += _int(attrs.get(sc.TRACE_LLM_CALLS))
-        self.tokens += _int(attrs.get(sc.TRACE_INPUT_TOKENS)) + _int(attrs.get(sc.TRACE_OUTPUT_TOKENS))
-        self.waste_tokens += _int(attrs.get(sc.TRACE_WASTE_TOKENS))
-        self.unused_tool_definitions_tokens += _int(attrs.get(sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS))
-        self.cost_usd = _add(self.cost_usd, attrs.get(sc.TRACE_COST_USD))
-        self.waste_cost_usd = _add(self.waste_cost_usd, attrs.get(sc.TRACE_WASTE_COST_USD))
 
     @property
     def tokens_per_success(self) -> float | None:
@@ -114,99 +198,179 @@ class TaskTotals:
         return self.waste_tokens / self.tokens if self.tokens else None
 
 
-_ROLLUP_KEYS = (
-    sc.OUTCOME,
-    sc.TRACE_LLM_CALLS,
-    sc.TRACE_INPUT_TOKENS,
-    sc.TRACE_OUTPUT_TOKENS,
-    sc.TRACE_WASTE_TOKENS,
-    sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS,
-    sc.TRACE_COST_USD,
-    sc.TRACE_WASTE_COST_USD,
-)
+class Timeline:
+    """Billed and waste tokens per kind over time, in buckets that widen so they never exceed ``MAX``."""
 
+    MAX = 4096
 
-@dataclass(slots=True)
-class _Unit:
-    """What is kept of one roll-up span until the end of the file."""
+    def __init__(self, width_ns: int = 60 * 10**9) -> None:
+        self.width_ns = width_ns
+        self.buckets: dict[int, list[int]] = {}  # bucket start // width -> sums as CallTotals.ints
 
-    span_id: str
-    parent_span_id: str | None
-    start: int
-    end: int
-    group: str
-    rollup: dict[str, Any]
+    def add(self, start_ns: int, values: list[int]) -> None:
+        """One call's [input, output, cache read, waste, *waste per kind] at ``start_ns``."""
+        index = start_ns // self.width_ns
+        bucket = self.buckets.get(index)
+        if bucket is None:
+            if len(self.buckets) >= self.MAX:
+                self._widen()
+                index = start_ns // self.width_ns
+                bucket = self.buckets.get(index)
+            if bucket is None:
+                bucket = self.buckets[index] = [0] * len(_CALL_INTS)
+        bucket[:] = map(add, bucket, values)
+
+    def _widen(self) -> None:
+        old, self.buckets = self.buckets, {}
+        self.width_ns *= 2
+        for index, values in old.items():
+            self.merge(index // 2, values)
+
+    def merge(self, index: int, values: list[int]) -> None:
+        bucket = self.buckets.setdefault(index, [0] * len(values))
+        for i, value in enumerate(values):
+            bucket[i] += value
+
+    def series(self, width_ns: int) -> list[tuple[int, list[int]]]:
+        """(bucket start in ns, sums as CallTotals.ints) per ``width_ns`` (at least the kept width)."""
+        width_ns = max(width_ns, self.width_ns)
+        merged: dict[int, list[int]] = {}
+        for index, values in self.buckets.items():
+            start = index * self.width_ns // width_ns * width_ns
+            bucket = merged.setdefault(start, [0] * len(values))
+            for i, value in enumerate(values):
+                bucket[i] += value
+        return sorted(merged.items())
 
 
 class Report:
-    """The sums; :meth:`add_line` feeds it, the ``*_table`` readers in the CLI print it."""
+    """The sums. :func:`read_report` feeds it a line at a time and calls :meth:`finish`; the text tables
+    (``_report_tables``) and the HTML page (``report_html``) read it."""
 
     def __init__(self, by: str | None = None) -> None:
         self.by = by
+        self.files: list[str] = []
         self.lines = self.spans = 0
-        self.bad_lines: list[tuple[int, str]] = []
+        self.bad_line_count = 0
+        self.bad_lines: list[tuple[str, int, str]] = []  # (file, line number, reason), the first ones
+        self.first_ns: int | None = None  # earliest model call start
+        self.last_ns: int | None = None  # latest model call end
         self.calls = CallTotals()
         self.by_model: dict[str, CallTotals] = defaultdict(CallTotals)
+        self.by_service: dict[str, CallTotals] = defaultdict(CallTotals)
+        self.group_calls: dict[str, CallTotals] = defaultdict(CallTotals)
         self.by_task: dict[str, TaskTotals] = defaultdict(TaskTotals)
-        self.group_calls: dict[str, CallTotals] = defaultdict(CallTotals)  # --by: model calls per group
+        self.timeline = Timeline()
         self.group_seen = False  # any span carried the --by attribute
-        self._units: dict[str, list[_Unit]] = defaultdict(list)  # trace id -> its roll-up spans
+        self.late_outcomes = 0
+        self.late_unmatched = 0  # late outcomes whose task is not in the input: not counted
+        self._cells: dict[tuple[str, str, str], CallTotals] = {}  # (model, service, group) -> calls
+        self._total = TaskTotals()
+        self._groups: dict[str, TaskTotals] = defaultdict(TaskTotals)
+        self._units = Units(self._count_task)
+        self._finished = False
 
-    def add_line(self, number: int, line: bytes | str) -> None:
-        """One line of the file; a malformed line is recorded in ``bad_lines`` and adds nothing."""
-        self.lines = number
-        try:
-            spans = spans_of_line(line)
-        except MalformedLine as exc:
-            self.bad_lines.append((number, str(exc)))
+    # -- feeding -------------------------------------------------------------------------------------
+    def add_line(self, spans: LineSpans | None) -> None:
+        if spans is None:
             return
-        for span in spans or ():
+        self.spans += spans.total
+        for span in spans.spans:
             self.add_span(span)
 
+    def bad_line(self, path: str, number: int, reason: str) -> None:
+        self.bad_line_count += 1
+        if len(self.bad_lines) < MAX_BAD_LINES_KEPT:
+            self.bad_lines.append((path, number, reason))
+
     def add_span(self, span: SpanRecord) -> None:
-        self.spans += 1
         attrs = span.attributes
-        group = self._group(attrs)
         operation = attrs.get(sc.OPERATION_NAME)
-        if operation in sc.MODEL_CALL_OPERATIONS and any(key.startswith("tokenkpi.") for key in attrs):
-            model = attrs.get(sc.REQUEST_MODEL) or attrs.get(sc.RESPONSE_MODEL) or "(unknown)"
-            self.calls.add(span)
-            self.by_model[str(model)].add(span)
-            if self.by is not None:
-                self.group_calls[group].add(span)
+        group = self._group(span)
+        if operation in sc.MODEL_CALL_OPERATIONS:
+            self._add_call(span, group)
         if sc.TRACE_LLM_CALLS in attrs:
             if operation == sc.INVOKE_WORKFLOW:
-                name = str(attrs.get(sc.AGENT_NAME) or attrs.get(sc.WORKFLOW_NAME) or span.name)
+                name = attrs.get(sc.AGENT_NAME) or attrs.get(sc.WORKFLOW_NAME) or span.name
             else:
                 name = span.name
-            rollup = {key: attrs[key] for key in _ROLLUP_KEYS if key in attrs}
-            self.by_task[name].add(rollup)
-            unit = _Unit(span.span_id, span.parent_span_id, span.start, span.end, group, rollup)
-            self._units[span.trace_id].append(unit)
+            rollup = Rollup.of(attrs)
+            label = self._units.label(group, name, operation == sc.INVOKE_WORKFLOW, span.resource.instance)
+            totals = self.by_task[name]
+            totals.add(rollup)
+            totals.is_task = totals.is_task or label.is_task
+            self._units.add(span, label, rollup)
+        elif attrs.get(sc.OUTCOME) in ("success", "failure"):
+            self._units.add_late_outcome(span, group)
 
-    def _group(self, attrs: dict[str, Any]) -> str:
-        if self.by is None or self.by not in attrs:
+    def _add_call(self, span: SpanRecord, group: str) -> None:
+        attrs = span.attributes
+        model = str(attrs.get(sc.REQUEST_MODEL) or attrs.get(sc.RESPONSE_MODEL) or "(unknown)")
+        key = (model, span.resource.service or "(unknown)", group)
+        cell = self._cells.get(key)
+        if cell is None:
+            cell = self._cells[key] = CallTotals()
+        values = cell.add(attrs, span.error)
+        start = span.start
+        if start:
+            self.timeline.add(start, values)
+            if self.first_ns is None or start < self.first_ns:
+                self.first_ns = start
+            end = span.end if span.end > start else start
+            if self.last_ns is None or end > self.last_ns:
+                self.last_ns = end
+
+    def _group(self, span: SpanRecord) -> str:
+        if self.by is None:
             return NONE_GROUP
+        value = span.attributes.get(self.by)
+        if value is None:
+            value = span.resource.by_value
+            if value is None:
+                return NONE_GROUP
         self.group_seen = True
-        value = attrs[self.by]
         return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
+    def _count_task(self, label: Label, rollup: Rollup) -> None:
+        self._total.add(rollup)
+        self._groups[label.group].add(rollup)
+
+    def finish(self) -> Report:
+        """Count the tasks still undecided and place late outcomes; the views below read the result."""
+        if self._finished:
+            return self
+        self._finished = True
+        for late, names, group in self._units.finish():
+            self.late_outcomes += 1
+            if not names:  # its task is not in the input: counting it would skew tokens per success
+                self.late_unmatched += 1
+                continue
+            self._total.add_outcome(late.outcome)
+            self._groups[group].add_outcome(late.outcome)
+            if group != NONE_GROUP:
+                self.group_seen = True
+            for name in sorted(names):
+                self.by_task[name].add_outcome(late.outcome)
+        for (model, service, group), cell in self._cells.items():
+            self.calls.merge(cell)
+            self.by_model[model].merge(cell)
+            self.by_service[service].merge(cell)
+            if self.by is not None:
+                self.group_calls[group].merge(cell)
+        return self
+
+    # -- views (after finish) -----------------------------------------------------------------------
     def tasks(self) -> TaskTotals:
-        """The outermost tasks summed: every model call inside a task counted once."""
-        total = TaskTotals()
-        for unit in self._outermost():
-            total.add(unit.rollup)
-        return total
+        """The outermost tasks summed (every model call inside a task counted once), late outcomes included."""
+        return self._total
 
     def by_group(self) -> list[tuple[str, TaskTotals, CallTotals]]:
         """``--by``: per group, its outermost tasks and its model calls; best tokens per success first,
         groups without a success last (most tokens first)."""
-        groups: dict[str, TaskTotals] = defaultdict(TaskTotals)
-        for unit in self._outermost():
-            groups[unit.group].add(unit.rollup)
-        for name in self.group_calls:
-            groups.setdefault(name, TaskTotals())
-        rows = [(name, totals, self.group_calls.get(name, CallTotals())) for name, totals in groups.items()]
+        names = set(self._groups) | set(self.group_calls)
+        rows = [
+            (name, self._groups.get(name, TaskTotals()), self.group_calls.get(name, CallTotals())) for name in names
+        ]
 
         def order(row: tuple[str, TaskTotals, CallTotals]) -> tuple[int, float, str]:
             per_success = row[1].tokens_per_success
@@ -214,42 +378,92 @@ class Report:
 
         return sorted(rows, key=order)
 
-    def _outermost(self) -> list[_Unit]:
-        found: list[_Unit] = []
-        for units in self._units.values():
-            outer: _Unit | None = None  # the unit reaching furthest so far, in start order
-            for unit in sorted(units, key=lambda u: (u.start, -u.end, u.span_id)):
-                if outer is not None and unit.end <= outer.end and unit.parent_span_id != outer.parent_span_id:
-                    continue  # inside ``outer``: its calls are in outer's roll-up already
-                found.append(unit)
-                if outer is None or unit.end > outer.end:
-                    outer = unit
-        return found
+    @property
+    def cells(self) -> dict[tuple[str, str, str], CallTotals]:
+        """Model calls per (model, service, group): every cross-section the views need."""
+        return self._cells
+
+    def top_tasks(self) -> list[TaskRun]:
+        return self._units.top()
+
+    @property
+    def period_ns(self) -> int:
+        return (self.last_ns - self.first_ns) if self.first_ns is not None and self.last_ns is not None else 0
 
 
-def read_report(path: str | os.PathLike[str], by: str | None = None, progress: IO[str] | None = None) -> Report:
-    """Read ``path`` line by line into a :class:`Report`. Raises ``OSError`` if it cannot be opened.
+def readers() -> dict[str, str]:
+    """The line readers this installation has: name -> what it is."""
+    found = {"python": "the standard library's json"}
+    try:
+        import msgspec  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        found["msgspec"] = "msgspec (the [fast] extra)"
+    return found
 
+
+def _line_reader(name: str, by: str | None) -> Any:
+    wanted = dict(WANTED)
+    if by is not None:
+        wanted[by] = ANY
+    if name == "auto":
+        name = "msgspec" if "msgspec" in readers() else "python"
+    if name == "msgspec":
+        from ._otlp_fast import FastReader
+
+        return FastReader(wanted, by).read
+    if name != "python":
+        raise ValueError(f"unknown reader {name!r}: choose auto, python or msgspec")
+    return lambda line: read_line(line, wanted, by)
+
+
+def read_report(
+    paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    by: str | None = None,
+    progress: IO[str] | None = None,
+    reader: str = "auto",
+) -> Report:
+    """Read every line of ``paths`` (files, gzip'd files, directories of them) into a finished :class:`Report`.
+
+    Raises :class:`SpanFileError` if a path is missing or cannot be opened; a file that breaks off
+    mid-way (a truncated gzip) is reported as a malformed line and the rest is still read.
     ``progress``: a stream to draw a progress bar on (the CLI passes stderr when it is a terminal).
+    ``reader``: ``auto`` (msgspec when installed), ``python`` or ``msgspec``.
     """
+    files = expand([paths] if isinstance(paths, (str, os.PathLike)) else paths)
+    read = _line_reader(reader, by)
+    report = Report(by)
+    report.files = files
+    sizes = [os.path.getsize(path) for path in files]
+    # A parsed line is hundreds of thousands of short-lived objects, freed by reference counting; the cyclic
+    # collector would only walk them again and again (about 10% of the standard reader's time).
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        _read_files(report, files, sizes, read, progress)
+    finally:
+        if collecting:
+            gc.enable()
+    return report.finish()
+
+
+def _read_files(report: Report, files: list[str], sizes: list[int], read: Any, progress: IO[str] | None) -> None:
     from ._progress import Progress
 
-    report = Report(by)
-    size = os.path.getsize(path)
-    with open(path, "rb") as file, Progress(size, progress) as bar:
+    with Progress(sum(sizes), progress) as bar:
         done = 0
-        for number, line in enumerate(file, 1):
-            report.add_line(number, line)
-            done += len(line)
-            bar.update(done)
-    return report
-
-
-def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
-
-
-def _add(total: float | None, value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (total or 0.0) + value
-    return total
+        for path, size in zip(files, sizes, strict=True):
+            try:
+                for number, line, position in lines(path):
+                    report.lines += 1
+                    try:
+                        report.add_line(read(line))
+                    except MalformedLine as exc:
+                        report.bad_line(path, number, str(exc))
+                    bar.update(done + position)
+            except SpanFileError as exc:
+                if exc.after_line is None:
+                    raise
+                report.bad_line(path, exc.after_line + 1, str(exc))
+            done += size

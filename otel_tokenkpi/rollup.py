@@ -56,6 +56,7 @@ class Rollup:
     )
 
     MAX_TOOL_NAMES = 256
+    MAX_UNUSED_NAMES_SHOWN = 32
 
     def __init__(self, user_attributes: dict[str, Any] | None = None) -> None:
         self.llm_calls = self.input_tokens = self.output_tokens = self.cache_read_tokens = 0
@@ -117,6 +118,10 @@ class Rollup:
     def unused_tool_definitions_tokens(self) -> int:
         return sum(tokens for name, tokens in self.offered_tool_tokens.items() if name not in self.used_tools)
 
+    def unused_tool_names(self) -> tuple[str, ...]:
+        unused = [(-tokens, name) for name, tokens in self.offered_tool_tokens.items() if name not in self.used_tools]
+        return tuple(name for _, name in sorted(unused)[: self.MAX_UNUSED_NAMES_SHOWN])
+
     def attributes(self) -> dict[str, Any]:
         with self._lock:
             attrs: dict[str, Any] = dict(self.user_attributes)
@@ -134,6 +139,9 @@ class Rollup:
                     sc.TRACE_DUPLICATE_TOOL_CALLS: self.duplicate_tool_calls,
                 }
             )
+            unused_names = self.unused_tool_names()
+            if unused_names:
+                attrs[sc.TRACE_UNUSED_TOOL_NAMES] = unused_names
             if billed:
                 attrs[sc.TRACE_WASTE_RATIO] = self.waste_tokens / billed
             if self.cost_usd is not None:

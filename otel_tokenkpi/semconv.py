@@ -98,6 +98,9 @@ TRACE_WASTE_TOKENS = "tokenkpi.trace.waste.tokens"
 TRACE_WASTE_RATIO = "tokenkpi.trace.waste.ratio"
 TRACE_WASTE_COST_USD = "tokenkpi.trace.waste.cost.usd"
 TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS = "tokenkpi.trace.waste.unused_tool_definitions_tokens"
+# Not in DESIGN.md's table (an addition for `report --html`'s "what to fix first"): the names of the tools
+# behind the unused definitions above, most tokens first (tool names, never arguments or content).
+TRACE_UNUSED_TOOL_NAMES = "tokenkpi.trace.unused_tool_names"
 TRACE_TOOL_CALLS = "tokenkpi.trace.tool_calls"
 TRACE_MAX_TOOL_FANOUT = "tokenkpi.trace.max_tool_fanout"
 TRACE_DUPLICATE_TOOL_CALLS = "tokenkpi.trace.duplicate_tool_calls"

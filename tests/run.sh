@@ -23,6 +23,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 section "installing otel-tokenkpi (editable, .[test])"
 "$PY" -m pip install --quiet --editable ".[test]"
 
+section "Chromium for tests/test_report_html.py (Debian's chromium and chromium-driver)"
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    else
+        echo "chromium is missing and apt-get (as root) is not available: the browser tests skip (CI=true fails them)"
+    fi
+fi
+
 section "seeding the tiktoken cache"
 export TIKTOKEN_CACHE_DIR="$VENV/tiktoken-cache"
 "$PY" tests/seed_tiktoken_cache.py "$TIKTOKEN_CACHE_DIR"

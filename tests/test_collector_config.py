@@ -168,3 +168,67 @@ def test_the_report_file_gets_otlp_json_lines(config: dict[str, Any]) -> None:
     assert file_exporter["path"].endswith(".jsonl")
     (report,) = [spec for spec in pipelines(config).values() if "file" in spec["exporters"]]
     assert "tail_sampling" not in report.get("processors", [])
+
+
+# --- the report's filter keeps every span the report reads --------------------------------------------------
+# The filter processor's conditions here are OTTL comparisons of span attributes with nil, joined by `and` /
+# `or`; this evaluates exactly that subset (anything else fails the parse, so a new construct is noticed).
+_COMPARISON = re.compile(r'^attributes\["([^"]+)"\] (==|!=) nil$')
+
+
+def drops(condition: str, attributes: dict[str, Any]) -> bool:
+    """Whether the filter drops a span with these attributes (`and` binds tighter than `or`)."""
+    alternatives = []
+    for alternative in re.split(r"\s+or\s+", condition.strip()):
+        terms = []
+        for term in re.split(r"\s+and\s+", alternative):
+            match = _COMPARISON.match(term.strip())
+            assert match, f"unexpected OTTL in the filter: {term!r}"
+            present = match.group(1) in attributes
+            terms.append(present if match.group(2) == "!=" else not present)
+        alternatives.append(all(terms))
+    return any(alternatives)
+
+
+def test_the_report_filter_drops_plain_spans_and_keeps_what_the_report_reads(config: dict[str, Any]) -> None:
+    (condition,) = config["processors"]["filter/genai"]["traces"]["span"]
+    assert drops(condition, {"http.route": "/v1/ask", "http.response.status_code": 200})
+    assert drops(condition, {"db.system.name": "postgresql"})
+    assert not drops(condition, {"gen_ai.operation.name": "chat", "gen_ai.usage.input_tokens": 10})
+    assert not drops(condition, {"http.route": "/v1/ask", "tokenkpi.trace.llm_calls": 3})  # an enriched root
+    # A late outcome: record_outcome(True, conversation_id=...) after the task.
+    assert not drops(condition, {"tokenkpi.outcome": "success", "gen_ai.conversation.id": "T1", "rating": 5})
+
+
+@pytest.mark.slow
+def test_the_report_filter_keeps_every_span_of_a_real_run_that_the_report_reads(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    """The feedback app (real SDK, span processor, late outcomes by conversation and trace id) writes its spans;
+    every span with a tokenkpi.* attribute passes the filter, so a report of the filtered file is the same."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    spans = tmp_path / "spans.jsonl"
+    app = Path(__file__).resolve().parent / "_feedback_app.py"
+    env = {**os.environ}
+    answered = subprocess.run(
+        [sys.executable, str(app), str(spans), "answer"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert answered.returncode == 0, answered.stderr
+    (condition,) = config["processors"]["filter/genai"]["traces"]["span"]
+    seen = {"kept": 0, "dropped": 0, "outcomes": 0}
+    for line in spans.read_text().splitlines():
+        for resource_spans in json.loads(line)["resourceSpans"]:
+            for scope_spans in resource_spans["scopeSpans"]:
+                for span in scope_spans["spans"]:
+                    attributes = {a["key"]: a["value"] for a in span["attributes"]}
+                    ours = any(key.startswith("tokenkpi.") for key in attributes)
+                    dropped = drops(condition, attributes)
+                    assert not (ours and dropped), span["name"]
+                    seen["dropped" if dropped else "kept"] += 1
+                    seen["outcomes"] += span["name"] == "record_outcome"
+    # 3 tasks and their 3 model calls (the SDK's HTTP spans are not instrumented here), 2 late outcomes.
+    assert seen == {"kept": 8, "dropped": 0, "outcomes": 2}

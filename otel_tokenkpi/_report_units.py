@@ -1,0 +1,218 @@
+"""Tasks for the report: which roll-up spans are outermost, and whom a late outcome belongs to.
+
+A *unit* is a span with ``tokenkpi.trace.*`` roll-ups: an ``otel_tokenkpi.task()`` span, a local root the
+span processor enriched, or a model call that is its own root. Every unit is a row of the task table; the
+totals and ``--by`` groups count only outermost ones, so no model call counts twice. Nesting is judged
+within one process of one trace (a roll-up covers the calls of its own process only):
+
+- a unit without a parent, or whose parent is remote (OTLP span flags), is a local root: outermost, and
+  every other unit of its trace in that process is inside it;
+- otherwise it waits until its local root turns up (which it usually does soon: children end, and are
+  exported, first) or the input ends; then units still waiting are judged by time, as before: a unit
+  contained in another's time is nested unless both share a parent (concurrent siblings).
+
+Memory: one small entry per trace with roll-ups (to place nested units and late outcomes that arrive
+later), plus the units still waiting for their root; never the spans.
+
+Late outcomes (``record_outcome(ok, conversation_id=...)`` or ``trace_id=...`` after the work ended) are
+``record_outcome`` spans with ``tokenkpi.outcome`` and no roll-up. Each counts as one outcome of the task
+it names: the conversation's first unit (and its outermost unit), else the trace the span links to (the
+conversation's last call); its ``--by`` group is that task's, else the outcome span's own.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import semconv as sc
+from ._otlp_json import SpanRecord
+
+__all__ = ["Label", "LateOutcome", "Rollup", "TaskRun", "Units"]
+
+NONE_GROUP = "(none)"
+TOP_TASKS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """What a unit is, interned: many units share one."""
+
+    group: str
+    name: str
+    is_task: bool  # an otel_tokenkpi.task() span (invoke_workflow), not a processor-enriched root
+    instance: str  # the process (resource) it came from
+
+
+@dataclass(slots=True)
+class Rollup:
+    """The roll-up numbers of one unit."""
+
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+    waste_tokens: int
+    unused_tool_tokens: int
+    cost_usd: float | None
+    waste_cost_usd: float | None
+    outcome: str | None
+    unused_tools: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, attrs: dict[str, Any]) -> Rollup:
+        tools = attrs.get(sc.TRACE_UNUSED_TOOL_NAMES)
+        return cls(
+            attrs.get(sc.TRACE_LLM_CALLS, 0),
+            attrs.get(sc.TRACE_INPUT_TOKENS, 0),
+            attrs.get(sc.TRACE_OUTPUT_TOKENS, 0),
+            attrs.get(sc.TRACE_WASTE_TOKENS, 0),
+            attrs.get(sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS, 0),
+            attrs.get(sc.TRACE_COST_USD),
+            attrs.get(sc.TRACE_WASTE_COST_USD),
+            attrs.get(sc.OUTCOME) if attrs.get(sc.OUTCOME) in ("success", "failure") else None,
+            tuple(map(str, tools)) if isinstance(tools, tuple) else (),
+        )
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(slots=True)
+class TaskRun:
+    """One outermost unit, as the costliest-tasks list shows it."""
+
+    label: Label
+    trace_id: str
+    start: int
+    end: int
+    rollup: Rollup
+    late_outcomes: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Waiting:
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    start: int
+    end: int
+    label: Label
+    rollup: Rollup
+
+
+@dataclass(slots=True)
+class LateOutcome:
+    outcome: str
+    conversation: str | None
+    links: tuple[str, ...]
+    group: str
+
+
+class Units:
+    """Feed it every unit with :meth:`add`; :meth:`finish` once at the end. ``counted`` is called once per
+    outermost unit, with its label and roll-up."""
+
+    def __init__(self, counted: Any) -> None:
+        self._counted = counted
+        self._labels: dict[Label, Label] = {}
+        self._roots: dict[int, Label | tuple[Label, ...]] = {}  # trace -> its local roots' labels
+        self._waiting: dict[tuple[str, str], list[_Waiting]] = defaultdict(list)  # (trace, process) -> units
+        self._conversations: dict[str, tuple[Label, str]] = {}  # conversation id -> first unit's label, trace
+        self._top: list[tuple[float, int, int, TaskRun]] = []  # min-heap of the costliest outermost units
+        self._seq = 0
+        self.late: list[LateOutcome] = []
+
+    def label(self, group: str, name: str, is_task: bool, instance: str) -> Label:
+        label = Label(group, name, is_task, instance)
+        return self._labels.setdefault(label, label)
+
+    def add(self, span: SpanRecord, label: Label, rollup: Rollup) -> None:
+        conversation = span.attributes.get(sc.CONVERSATION_ID)
+        if conversation and conversation not in self._conversations:
+            self._conversations[conversation] = (label, span.trace_id)
+        if span.parent_span_id is None or span.parent_remote:
+            self._root(span.trace_id, label)
+            self._waiting.pop((span.trace_id, label.instance), None)  # inside this root: counted in it
+            self._count(label, rollup, span.trace_id, span.start, span.end)
+            return
+        if self._root_in(span.trace_id, label.instance) is not None:
+            return  # inside a local root already counted
+        waiting = _Waiting(span.trace_id, span.span_id, span.parent_span_id, span.start, span.end, label, rollup)
+        self._waiting[(span.trace_id, label.instance)].append(waiting)
+
+    def add_late_outcome(self, span: SpanRecord, group: str) -> None:
+        conversation = span.attributes.get(sc.CONVERSATION_ID)
+        self.late.append(LateOutcome(span.attributes[sc.OUTCOME], conversation or None, span.links, group))
+
+    def _root(self, trace_id: str, label: Label) -> None:
+        key = int(trace_id, 16)
+        found = self._roots.get(key)
+        if found is None:
+            self._roots[key] = label
+        elif isinstance(found, Label):
+            self._roots[key] = (found, label)
+        else:
+            self._roots[key] = (*found, label)
+
+    def _root_in(self, trace_id: str, instance: str) -> Label | None:
+        found = self._roots.get(int(trace_id, 16))
+        for label in (found,) if isinstance(found, Label) else found or ():
+            if label.instance == instance:
+                return label
+        return None
+
+    def _count(self, label: Label, rollup: Rollup, trace_id: str, start: int, end: int) -> None:
+        self._counted(label, rollup)
+        cost = rollup.cost_usd if rollup.cost_usd is not None else -1.0
+        self._seq += 1
+        entry = (cost, rollup.tokens, -self._seq, TaskRun(label, trace_id, start, end, rollup))
+        if len(self._top) < TOP_TASKS:
+            heapq.heappush(self._top, entry)
+        elif entry[:3] > self._top[0][:3]:
+            heapq.heapreplace(self._top, entry)
+
+    def finish(self) -> list[tuple[LateOutcome, set[str], str]]:
+        """Count the units still waiting, then place the late outcomes: (outcome, task names, group)."""
+        waiting, self._waiting = self._waiting, defaultdict(list)
+        for (trace_id, instance), units in waiting.items():
+            if self._root_in(trace_id, instance) is not None:
+                continue
+            outer: _Waiting | None = None  # the unit reaching furthest so far, in start order
+            for unit in sorted(units, key=lambda u: (u.start, -u.end, u.span_id)):
+                if outer is not None and unit.end <= outer.end and unit.parent_span_id != outer.parent_span_id:
+                    continue  # inside ``outer``: its calls are in outer's roll-up already
+                self._root(trace_id, unit.label)
+                self._count(unit.label, unit.rollup, trace_id, unit.start, unit.end)
+                if outer is None or unit.end > outer.end:
+                    outer = unit
+        placed = []
+        for late in self.late:
+            names: set[str] = set()
+            group = NONE_GROUP
+            target = self._conversations.get(late.conversation) if late.conversation else None
+            traces = [target[1]] if target is not None else list(late.links)
+            if target is not None:
+                names.add(target[0].name)
+                group = target[0].group
+            for trace_id in traces:
+                roots = self._roots.get(int(trace_id, 16))
+                root = roots if isinstance(roots, Label) else (roots[0] if roots else None)
+                if root is not None:
+                    names.add(root.name)
+                    group = root.group if root.group != NONE_GROUP else group
+                    self._mark_late(trace_id, late.outcome)
+                    break
+            placed.append((late, names, group if group != NONE_GROUP else late.group))
+        return placed
+
+    def _mark_late(self, trace_id: str, outcome: str) -> None:
+        for entry in self._top:
+            if entry[3].trace_id == trace_id:
+                entry[3].late_outcomes.append(outcome)
+
+    def top(self) -> list[TaskRun]:
+        """The costliest outermost units (by cost, then tokens), costliest first."""
+        return [entry[3] for entry in sorted(self._top, reverse=True)]
