@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from . import cache_rules
+from ._words import plural
 from .report import KINDS, CallTotals, Report
 
 __all__ = ["Fix", "fixes", "money", "per_period"]
@@ -34,7 +36,9 @@ class Fix:
 def per_period(report: Report) -> tuple[float, str]:
     """(divisor, unit): when the input covers a day or more, figures are per day over the UTC days it
     touches (the first and last count whole); else for the period it covers."""
-    if report.first_ns is None or report.last_ns is None or report.period_ns < DAY_NS:
+    if report.first_ns is None or report.last_ns is None or report.period_ns < 1_000_000_000:
+        return 1.0, ""  # a single moment (one run): the figures speak for themselves
+    if report.period_ns < DAY_NS:
         return 1.0, f" in the {_duration(report.period_ns)} covered"
     return float(report.last_ns // DAY_NS - report.first_ns // DAY_NS + 1), "/day"
 
@@ -66,6 +70,16 @@ def money(value: float) -> str:
     return f"${value:.4f}" if value >= 0.01 else f"${value:.6f}"
 
 
+def _cache_mode(model: str) -> str | None:
+    """The model's prompt-cache mode (cache_rules), whichever provider serves it: spans in a report name
+    the model, and the cache rules of one model family are the same across the providers that serve it."""
+    for provider in ("openai", "anthropic", "gcp.gemini", "aws.bedrock", "deepseek"):
+        rule = cache_rules.rule_for(provider, model)
+        if rule is not None:
+            return rule.mode
+    return None
+
+
 def _call_fix(kind: str, model: str, service: str, calls: CallTotals, scale: float, unit: str) -> Fix:
     tokens = calls.kinds[kind]
     amount = f"{tokens / scale:,.0f} tokens"
@@ -74,20 +88,25 @@ def _call_fix(kind: str, model: str, service: str, calls: CallTotals, scale: flo
     price = f", about {money(cost / scale)}" if cost is not None else ""
     if kind == "uncached_resent":
         share = tokens / calls.input_tokens if calls.input_tokens else 0.0
-        title = f"Enable prompt caching on {where}"
+        if _cache_mode(model) == "automatic":  # caching is on already: the prompt's prefix keeps changing
+            title = f"Keep the start of the prompt stable on {where} (its cache is automatic; nothing re-sent hit it)"
+        else:
+            title = f"Enable prompt caching on {where}"
         detail = f"{amount}{price} of history re-sent uncached{unit} ({share:.0%} of its input tokens)"
     elif kind == "repeated_request":
         title = f"Stop sending identical requests again on {where} (cache the answer)"
-        detail = f"{amount}{price}{unit} on {calls.calls_with_kind[kind]:,} repeated requests"
+        detail = f"{amount}{price}{unit} on {plural(calls.calls_with_kind[kind], 'repeated request')}"
     elif kind == "truncated_output":
         title = f"Raise max_tokens (or ask for shorter answers) on {where}"
-        detail = f"{amount}{price}{unit} of answers cut off at the limit ({calls.calls_with_kind[kind]:,} calls)"
+        detail = (
+            f"{amount}{price}{unit} of answers cut off at the limit ({plural(calls.calls_with_kind[kind], 'call')})"
+        )
     elif kind == "duplicate_tool_call":
         title = f"Deduplicate tool calls on {where} (return the earlier result)"
-        detail = f"{amount}{price}{unit} on {calls.calls_with_kind[kind]:,} calls that repeated a tool call"
+        detail = f"{amount}{price}{unit} on {plural(calls.calls_with_kind[kind], 'call')} that repeated a tool call"
     else:
         title = f"Fix failing calls to {where}"
-        detail = f"{amount}{price}{unit} billed for calls that failed ({calls.errors:,} errors)"
+        detail = f"{amount}{price}{unit} billed for calls that failed ({plural(calls.errors, 'error')})"
     return Fix(kind, title, detail, tokens, cost)
 
 
