@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from _harness import MODEL, QUESTION, Run, instrument_ours, run_twice
+
 from otel_tokenkpi.testing.fake_openai import Reply
 
 ANSWER = "Paris is sunny."

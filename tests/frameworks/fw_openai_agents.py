@@ -11,8 +11,14 @@ from _harness import MODEL, QUESTION, SYSTEM, TOOL_DESCRIPTION, Run, instrument_
 def _drive(api: str, streamed: bool):
     def drive(run: Run) -> Any:
         import openai
-        from agents import Agent, Runner, function_tool, set_default_openai_api, set_default_openai_client
-        from agents import set_tracing_disabled
+        from agents import (
+            Agent,
+            Runner,
+            function_tool,
+            set_default_openai_api,
+            set_default_openai_client,
+            set_tracing_disabled,
+        )
 
         set_tracing_disabled(True)  # its own tracing exports to OpenAI's service
         set_default_openai_client(openai.AsyncOpenAI(api_key="sk-test", base_url=run.base_url, max_retries=0))
