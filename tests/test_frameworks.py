@@ -60,6 +60,7 @@ class Case:
     spans: str = "ours"  # "foreign": processor-only, the framework's own spans carry everything
     theirs_dropped: bool = False  # another instrumentation's span for each call ended and was dropped
     single_usage: tuple[int, int] = (0, 0)
+    usage_keys: tuple[str, str] = (sc.USAGE_INPUT_TOKENS, sc.USAGE_OUTPUT_TOKENS)  # where the spans keep it
     pending: str | None = None  # xfail(strict): the real assertions, failing until this is done
 
     @property
@@ -88,6 +89,15 @@ CASES = [
     Case("main", "pydantic_ai", "processor-only-streamed", spans="foreign"),
     Case("main", "openllmetry", "openllmetry-after-ours", theirs_dropped=True),
     Case("main", "openllmetry", "openllmetry-before-ours", theirs_dropped=True),
+    Case("main", "emitters", "openllmetry", spans="foreign"),
+    Case("main", "emitters", "util-genai", spans="foreign"),
+    Case(
+        "main",
+        "emitters",
+        "openinference",
+        spans="foreign",
+        usage_keys=("llm.token_count.prompt", "llm.token_count.completion"),
+    ),
     Case("main", "dspy", "default-engine", conversation="single", single_usage=(700, 25), pending=DSPY_NATIVE),
     Case("main", "dspy", "litellm-engine", conversation="single", single_usage=(700, 25)),
     Case("openai2", "llama_index", "streaming", usage="estimated"),
@@ -170,8 +180,9 @@ def check(case: Case, record: dict[str, Any]) -> None:
         assert len(theirs) == len(calls) and not any(s["scope"].startswith("otel_tokenkpi") for s in theirs)
 
     attrs = [_attributes(s) for s in calls]
-    inputs = [a.get(sc.USAGE_INPUT_TOKENS) for a in attrs]
-    outputs = [a.get(sc.USAGE_OUTPUT_TOKENS) for a in attrs]
+    input_key, output_key = case.usage_keys
+    inputs = [a.get(input_key) for a in attrs]
+    outputs = [a.get(output_key) for a in attrs]
     expected = USAGE if case.conversation == "agent" else [case.single_usage]
     if case.usage == "exact":
         assert list(zip(inputs, outputs, strict=True)) == expected[: len(calls)], "usage equal to the server's"
@@ -180,8 +191,8 @@ def check(case: Case, record: dict[str, Any]) -> None:
         assert all(a.get(sc.TOKENS_ESTIMATED) is True for a in attrs)
         assert all(isinstance(v, int) and v > 0 for v in inputs + outputs)
 
-    # Each call counted once by a gen_ai.usage.* sum over every exported span.
-    for key, per_call in ((sc.USAGE_INPUT_TOKENS, inputs), (sc.USAGE_OUTPUT_TOKENS, outputs)):
+    # Each call counted once by a gen_ai.usage.* (OpenInference: llm.token_count.*) sum over every exported span.
+    for key, per_call in ((input_key, inputs), (output_key, outputs)):
         assert sum(_attributes(s).get(key, 0) for s in spans) == sum(per_call)
 
     (root,) = [s for s in spans if s["parent_id"] is None]
