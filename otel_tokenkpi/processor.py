@@ -155,6 +155,11 @@ class TokenKPISpanProcessor(SpanProcessor):
             if not self._shut_down:
                 self._shut_down = True
                 ENGINE.trace_rollup_consumers -= 1
+            held = [moved for wrapper in self._wrappers.values() for moved in wrapper.held]
+            for wrapper in self._wrappers.values():
+                wrapper.held = []
+        for moved in held:  # calls held for a root wrapper that never ended: exported without roll-ups
+            self.downstream.on_end(moved)
         self.downstream.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -236,31 +241,35 @@ class TokenKPISpanProcessor(SpanProcessor):
         """Our model call ended inside a foreign model-call span that is dropped: ours takes its place
         in the tree. Under a wrapper that is the local root, ours becomes the root and is held until
         the wrapper ends, when the trace's roll-ups are known."""
-        wrapper = self._wrappers.get(wrapper_id)
-        if wrapper is None:
-            return span
-        wrapper.open_ours -= 1
-        moved = with_attributes(span, {}, parent=wrapper.parent)
-        if wrapper.is_local_root and not wrapper.ended:
-            wrapper.held.append(moved)
-            return None
-        if wrapper.ended and wrapper.open_ours <= 0:
-            del self._wrappers[wrapper_id]
-            if wrapper.is_local_root:  # the wrapper ended first (a stream read after it): the last word
-                return self._with_rollup(moved, wrapper.user_attributes)
+        with self._lock:  # a stream may end on another thread than its wrapper
+            wrapper = self._wrappers.get(wrapper_id)
+            if wrapper is None:
+                return span
+            wrapper.open_ours -= 1
+            moved = with_attributes(span, {}, parent=wrapper.parent)
+            if wrapper.is_local_root and not wrapper.ended:
+                wrapper.held.append(moved)
+                return None
+            last_word = wrapper.ended and wrapper.open_ours <= 0
+            if last_word:
+                del self._wrappers[wrapper_id]
+        if last_word and wrapper.is_local_root:  # the wrapper ended first (a stream read after it)
+            return self._with_rollup(moved, wrapper.user_attributes)
         return moved
 
     def _wrapper_ended(self, span_id: int) -> None:
         """A foreign model-call span with one of ours inside ended: dropped, never counted (the calls
         inside are ours). Held calls of a root wrapper go downstream now, the last with the roll-ups."""
-        wrapper = self._wrappers[span_id]
-        wrapper.ended = True
-        wrapper.user_attributes = self._roots.pop(span_id, {})
-        held, wrapper.held = wrapper.held, []
-        if wrapper.open_ours <= 0:
-            del self._wrappers[span_id]
-            if held:
-                held[-1] = self._with_rollup(held[-1], wrapper.user_attributes)
+        with self._lock:
+            wrapper = self._wrappers[span_id]
+            wrapper.ended = True
+            wrapper.user_attributes = self._roots.pop(span_id, {})
+            held, wrapper.held = wrapper.held, []
+            done = wrapper.open_ours <= 0
+            if done:
+                del self._wrappers[span_id]
+        if done and held:
+            held[-1] = self._with_rollup(held[-1], wrapper.user_attributes)
         for moved in held:
             self.downstream.on_end(moved)
 

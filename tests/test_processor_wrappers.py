@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from conftest import Telemetry
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 from test_processor_foreign import Pipeline
@@ -150,3 +151,23 @@ def test_each_call_is_counted_once_whichever_order_the_instrumentations_were_app
     assert usage_sum(spans, "gen_ai.usage.output_tokens") == 12
     (run,) = [s for s in spans if s.name == "run"]
     assert run.attributes[sc.TRACE_LLM_CALLS] == 2
+
+
+def test_a_call_held_for_a_root_wrapper_that_never_ends_is_exported_at_shutdown(loaded_data, fake):
+    import openai
+
+    pipeline = Pipeline()
+    instrumentor = OpenAIInstrumentor()
+    instrumentor.instrument(tracer_provider=pipeline.provider)
+    try:
+        client = openai.OpenAI(api_key="sk-test", base_url=fake.url + "/v1", max_retries=0)
+        wrapper = pipeline.tracer.start_span("chat gpt-4o (theirs)", attributes=THEIRS)
+        with trace.use_span(wrapper):
+            client.chat.completions.create(model="gpt-4o", messages=ASK)
+    finally:
+        instrumentor.uninstrument()
+    assert pipeline.exporter.get_finished_spans() == ()  # held until the root wrapper ends
+    pipeline.provider.shutdown()
+    (ours,) = pipeline.exporter.get_finished_spans()
+    assert ours.name == "chat gpt-4o" and ours.parent is None
+    assert ours.attributes["gen_ai.usage.input_tokens"] == 10
