@@ -137,17 +137,39 @@ def _sub_indexed(fields: Mapping[str, Any], prefix: str) -> list[dict[str, Any]]
 # --- parts -> context items ------------------------------------------------------
 
 
+# Part types whose text the model does not read as context, or that carry no text: reasoning
+# (the APIs drop earlier turns' thinking; the adapters never count it), media (blob, file, uri and
+# pydantic-ai's binary / *-url parts: base64 or references, not text) and server-side tool calls (run
+# by the provider, never sent back by the client). Any other unknown type is skipped as well: a
+# GenericPart may hold anything, and a guess would make counts wrong rather than absent.
+_TEXT_PART_TYPES = frozenset({"text"})
+_RESULT_KEYS = ("response", "result")  # semconv; pydantic-ai
+
+
 def _items_from_parts(item_role: str, parts: Any, tool_call_id: str = "") -> list[ContextItem]:
     """One message as context items. Each ``tool_call_response`` part becomes a tool item of its
-    own (Anthropic sends tool results inside user messages); text and tool calls stay together."""
+    own (Anthropic and pydantic-ai send tool results inside user messages); text and tool calls stay
+    together.
+
+    Every part type of the semconv message schema is read: ``text`` (its ``content``), ``tool_call``
+    and ``tool_call_response`` are counted; ``reasoning``, ``blob``, ``file``, ``uri``,
+    ``server_tool_call(_response)`` and generic parts are not (see ``_TEXT_PART_TYPES``). Variants
+    real emitters write: pydantic-ai's ``result`` for the response, its ``thinking`` / ``binary`` /
+    ``*-url`` parts, ``builtin: true`` on its server-side tool parts and ``visible: false`` on a system
+    prompt the request did not send.
+    """
     current = ContextItem(role=item_role, tool_call_id=tool_call_id if item_role == "tool" else "")
     items: list[ContextItem] = []
     for part in parts if _is_list(parts) else []:
-        if not isinstance(part, Mapping):
+        if not isinstance(part, Mapping) or part.get("builtin") is True or part.get("visible") is False:
             continue
         kind = part.get("type")
-        if kind == "text" and isinstance(part.get("content"), str):
-            current.text += part["content"]
+        if kind in _TEXT_PART_TYPES:
+            text = part.get("content")
+            if not isinstance(text, str):
+                text = part.get("text")
+            if isinstance(text, str):
+                current.text += text
         elif kind == "tool_call":
             call = _tool_call(part.get("name"), part.get("arguments"), part.get("id"))
             if call is not None:
@@ -160,7 +182,7 @@ def _items_from_parts(item_role: str, parts: Any, tool_call_id: str = "") -> lis
             items.append(
                 ContextItem(
                     role="tool",
-                    text=_response_text(part.get("response")),
+                    text=_response_text(next((part[key] for key in _RESULT_KEYS if key in part), None)),
                     tool_call_id=call_id if isinstance(call_id, str) else "",
                 )
             )
@@ -178,7 +200,10 @@ def _tool_call(name: Any, arguments: Any, call_id: Any) -> ToolCall | None:
 
 def _response_text(response: Any) -> str:
     """A tool result as text: a string as it is; a list of text blocks (Anthropic's shape)
-    joined, so it reads the same as from our own adapters; anything else as compact JSON."""
+    joined, so it reads the same as from our own adapters; anything else as compact JSON
+    (a missing result, as when content capture is off, is empty)."""
+    if response is None:
+        return ""
     if isinstance(response, str):
         return response
     if _is_list(response) and response:

@@ -314,7 +314,10 @@ def _usage(attributes: Mapping[str, Any]) -> Usage | None:
 
 
 def _finish_reasons(attributes: Mapping[str, Any]) -> list[str]:
-    reasons = _strings(attributes.get(sc.RESPONSE_FINISH_REASONS))
+    value = attributes.get(sc.RESPONSE_FINISH_REASONS)
+    if isinstance(value, str) and value.startswith("["):
+        value = structured(value)  # Logfire writes the array as JSON text
+    reasons = _strings(value)
     if reasons:
         return [reason for reason in reasons if reason]
     for name in _FINISH_REASON_FALLBACKS:

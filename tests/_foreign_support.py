@@ -33,3 +33,31 @@ def emit(
     finished = _exporter.get_finished_spans()[-1]
     _exporter.clear()
     return finished
+
+
+def cold_start(load_timeout_s: float, block_tokenizer: bool) -> dict[str, Any]:
+    """In a fresh process (tests/test_processor_loading.py): wire only the span processor, end one
+    foreign chat span at once, and return its attributes. ``block_tokenizer`` parks the tokenizer
+    loader until the span has ended (a load slower than the processor's wait)."""
+    import threading
+
+    from otel_tokenkpi import TokenKPISpanProcessor, tokens
+
+    release = threading.Event()
+    if block_tokenizer:
+        tokens._load_hook = lambda name: release.wait()
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(exporter), load_timeout_s=load_timeout_s))
+    attributes = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o",
+        "gen_ai.usage.input_tokens": 1000,
+        "gen_ai.usage.output_tokens": 10,
+        "gen_ai.input.messages": '[{"role":"user","parts":[{"type":"text","content":"Weather in Paris today?"}]}]',
+    }
+    provider.get_tracer("foreign").start_span("chat gpt-4o", attributes=attributes).end()
+    release.set()
+    (span,) = exporter.get_finished_spans()
+    return dict(span.attributes or {})

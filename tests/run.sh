@@ -53,6 +53,29 @@ if ! "$PHOENIX_PY" -c "import importlib.metadata as m, sys; sys.exit(m.version('
 fi
 export TOKENKPI_PHOENIX_PYTHON="$PHOENIX_PY"
 
+section "agent frameworks in .venv-frameworks and .venv-frameworks-openai2 (tests/test_frameworks.py)"
+# Their own venvs: the frameworks pin client SDKs apart from the test env and from each other (crewai
+# and llama-index want openai < 3, openai-agents and pydantic-ai openai >= 3). Pinned in
+# tests/frameworks/requirements-*.txt; a venv is reinstalled only when its file changes (a stamp in the
+# venv holds the file's hash). Each also installs otel-tokenkpi itself from this checkout (editable).
+framework_venv() { # $1: venv dir, $2: requirements file
+    local venv="$1" requirements="$2" stamp="$1/.tokenkpi-requirements.sha256" wanted
+    wanted="$(cat "$requirements" pyproject.toml | sha256sum | cut -d' ' -f1)"
+    if ! "$venv/bin/python" -c '' 2>/dev/null || [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+        rm -rf "$venv"
+        "${PYTHON:-python3}" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --upgrade pip
+        "$venv/bin/python" -m pip install --quiet -r "$requirements" --editable ".[openai]"
+        echo "$wanted" >"$stamp"
+    else # kept: point its otel-tokenkpi at this checkout
+        "$venv/bin/python" -m pip install --quiet --no-deps --editable .
+    fi
+}
+framework_venv "$REPO/.venv-frameworks" tests/frameworks/requirements-main.txt
+framework_venv "$REPO/.venv-frameworks-openai2" tests/frameworks/requirements-openai2.txt
+export TOKENKPI_FRAMEWORKS_PYTHON="$REPO/.venv-frameworks/bin/python"
+export TOKENKPI_FRAMEWORKS_OPENAI2_PYTHON="$REPO/.venv-frameworks-openai2/bin/python"
+
 section "opentelemetry-distro beside the test env (tests/test_zero_code.py: living with another distro)"
 # Not in .venv: there ours must stay the only distro, so `opentelemetry-instrument` picks it unasked.
 # The version matches the installed opentelemetry-instrumentation; the tests put the dir on PYTHONPATH.
