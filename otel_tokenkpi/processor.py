@@ -51,7 +51,7 @@ from opentelemetry.trace import SpanContext
 from . import prices, tokens
 from . import semconv as sc
 from ._safety import IN_MODEL_CALL, log_once, run_hook
-from .engine import ENGINE
+from .engine import ENGINE, load_local_data
 from .foreign import _MARKER_KEYS, is_model_call_span, record_from_span
 from .kpi_metrics import KPIMetrics
 from .record import CallScope
@@ -294,8 +294,7 @@ class TokenKPISpanProcessor(SpanProcessor):
             return
         remaining = self._load_deadline - time.monotonic()
         if remaining > 0:
-            tokens.wait_until_loaded(remaining)
-            prices.wait_until_loaded(max(0.0, self._load_deadline - time.monotonic()))
+            load_local_data(remaining)
         self._data_awaited = True
 
     def _foreign_call_attributes(self, span: ReadableSpan, start_scope: CallScope | None) -> dict[str, Any]:
