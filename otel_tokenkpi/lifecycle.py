@@ -10,7 +10,15 @@ reach whatever exporter the user configured.
 
 Guards (DESIGN.md): the recorder's switch (wrappers bound before
 ``uninstrument()`` go quiet), :data:`IN_MODEL_CALL` (a nested wrapped call is
-the same call), and :func:`run_hook` around every piece of our own code.
+the same call; it holds the call in flight, so an SDK's retry hook can note a
+failed attempt on it), and :func:`run_hook` around every piece of our own code.
+
+A client library's request path (one method every API call of the client goes
+through, e.g. the Stainless SDKs' ``SyncAPIClient.request``) is wrapped by
+:func:`routed_call_wrapper`: the adapter's route picks the endpoint from the
+request (its path) and hands over the request body to read. It catches calls
+that bypass the public methods we patch (a client method bound before
+``instrument()``); under a public method's span it stays quiet.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from . import _wellformed
 from . import scope as call_scope
 from . import semconv as sc
 from ._safety import IN_MODEL_CALL, log_once, run_hook
+from .bodies import UnreadBody, watch_body
 from .record import CallRecord, CallRequest, CallResult, CallScope
 from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
 
@@ -101,6 +110,7 @@ class ModelCall:
         "_ended",
         "_lock",
         "_prepared",
+        "_resends",
     )
 
     def __init__(self, recorder: Any, endpoint: Endpoint, request: CallRequest) -> None:
@@ -109,6 +119,7 @@ class ModelCall:
         self.request = request
         self._reader: StreamReader | None = None
         self._ended = False
+        self._resends = 0
         self._lock = threading.Lock()
         self.scope: CallScope = run_hook("lifecycle.scope", call_scope.capture_start) or CallScope()
         self.span = recorder.tracer.start_span(
@@ -126,7 +137,11 @@ class ModelCall:
     def on_result(self, result: Any, is_async: bool) -> Any:
         """Read a returned value; return what the user gets (maybe a proxy)."""
         parsed, rewrap = self.endpoint.unwrap(result)
-        if parsed is None:  # a response body we must not read (e.g. with_streaming_response)
+        if isinstance(parsed, UnreadBody):  # read as the user reads it (with_streaming_response)
+            if not self._watch_body(parsed):
+                self.finish(None)
+            return result
+        if parsed is None:  # nothing we can read
             self.finish(None)
             return result
         if not self.request.stream:
@@ -139,6 +154,30 @@ class ModelCall:
         # Chunks go straight to the reader; one that arrives after the call ended changes nothing recorded.
         proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self, reader.feed)
         return rewrap(proxy) if rewrap is not None else proxy
+
+    def _watch_body(self, body: UnreadBody) -> bool:
+        """Read an unread response body as the user reads it: the JSON document through the endpoint's
+        ``read_response``, an event stream's events through its stream reader; the call ends with the body
+        (read to its end: complete; closed or dropped before: incomplete, with what was seen)."""
+        endpoint = self.endpoint
+        reader: StreamReader
+        if self.request.stream:
+            if endpoint.stream_reader is None:
+                return False
+            reader = endpoint.stream_reader(self.request)
+        else:
+            reader = _DocumentReader(endpoint)
+        self._reader = reader
+        return bool(watch_body(body.http_response, reader.feed, self._body_ended))
+
+    def _body_ended(self, completed: bool, error: BaseException | None) -> None:
+        self.end_stream(error, completed)
+
+    def note_retry(self, status_code: int | None, error_type: str | None) -> None:
+        """The client library gave up on one attempt of this call and will send it again."""
+        attempt = self._resends
+        self._resends += 1
+        run_hook("recorder.retry", self.recorder.record_retry, self.span, attempt, status_code, error_type)
 
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None:
         """End a streamed call; ``completed`` only when the stream ran to its end."""
@@ -166,6 +205,22 @@ class ModelCall:
         )
         run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error, self._prepared)
         self.span.end()
+
+
+class _DocumentReader:
+    """A whole JSON response body, read as the endpoint reads the SDK's response object."""
+
+    __slots__ = ("_endpoint", "_result")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._result: CallResult | None = None
+
+    def feed(self, document: Any) -> None:
+        self._result = self._endpoint.read_response(document)
+
+    def result(self) -> CallResult | None:
+        return self._result
 
 
 def _is_stream(obj: Any, is_async: bool) -> bool:
@@ -239,17 +294,7 @@ def model_call_wrapper(
             call = _begin(recorder, endpoint, instance, kwargs, args)
             if call is None:
                 return await wrapped(*args, **kwargs)
-            token = otel_context.attach(trace.set_span_in_context(call.span))
-            nested = IN_MODEL_CALL.set(True)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                _fail(call, exc)
-                raise
-            finally:
-                IN_MODEL_CALL.reset(nested)
-                otel_context.detach(token)
-            return _on_result(call, result, True)
+            return await _run_async(call, wrapped, args, kwargs)
 
         return async_wrapper
 
@@ -259,19 +304,97 @@ def model_call_wrapper(
         call = _begin(recorder, endpoint, instance, kwargs, args)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))
-        nested = IN_MODEL_CALL.set(True)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _fail(call, exc)
-            raise
-        finally:
-            IN_MODEL_CALL.reset(nested)
-            otel_context.detach(token)
-        return _on_result(call, result, async_iterator)
+        return _run_sync(call, wrapped, args, kwargs, async_iterator)
 
     return sync_wrapper
+
+
+# What a route picks for one request: the endpoint, and the request's fields to read (its JSON body).
+Route = Callable[[Any, tuple, dict], "tuple[Endpoint, dict[str, Any]] | None"]
+
+
+def routed_call_wrapper(recorder: Any, route: Route, *, is_async: bool) -> Callable[..., Any]:
+    """A wrapt wrapper for a client's request path, through which every API call of the client goes.
+
+    ``route(client, args, kwargs)`` returns the endpoint of a model call and the request's fields (the
+    body as the SDK will send it; an ``adjust`` changes it there), or None for any other request, which
+    passes through untouched. Inside a wrapped public method the call already has its span: quiet."""
+    if is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            if not recorder.switch.enabled or IN_MODEL_CALL.get():
+                return await wrapped(*args, **kwargs)
+            call = _begin_routed(recorder, route, instance, args, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            return await _run_async(call, wrapped, args, kwargs)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not recorder.switch.enabled or IN_MODEL_CALL.get():
+            return wrapped(*args, **kwargs)
+        call = _begin_routed(recorder, route, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        return _run_sync(call, wrapped, args, kwargs, False)
+
+    return sync_wrapper
+
+
+def _begin_routed(recorder: Any, route: Route, instance: Any, args: tuple, kwargs: dict) -> ModelCall | None:
+    picked = run_hook("lifecycle.route", route, instance, args, kwargs)
+    if picked is None:
+        return None
+    endpoint, fields = picked
+    return _begin(recorder, endpoint, instance, fields)
+
+
+def _run_sync(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict, async_iterator: bool) -> Any:
+    """Run the real call with ``call``'s span current and ``call`` in flight (nested wrapped calls stay
+    quiet; an SDK's retry hook finds it)."""
+    token = otel_context.attach(trace.set_span_in_context(call.span))
+    nested = IN_MODEL_CALL.set(call)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _fail(call, exc)
+        raise
+    finally:
+        IN_MODEL_CALL.reset(nested)
+        otel_context.detach(token)
+    return _on_result(call, result, async_iterator)
+
+
+async def _run_async(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict) -> Any:
+    token = otel_context.attach(trace.set_span_in_context(call.span))
+    nested = IN_MODEL_CALL.set(call)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        _fail(call, exc)
+        raise
+    finally:
+        IN_MODEL_CALL.reset(nested)
+        otel_context.detach(token)
+    return _on_result(call, result, True)
+
+
+def retry_wrapper(read_failure: Callable[[Any, tuple, dict], tuple[int | None, str | None]]) -> Callable[..., Any]:
+    """A wrapt wrapper for the method a client library calls once per failed attempt it will retry (before
+    its back-off sleep; sync or async alike: the note is taken when the method is called). The attempt is
+    noted on the model call in flight, if there is one of ours; ``read_failure(client, args, kwargs)``
+    gives the attempt's HTTP status code (None when no response came) and its ``error.type``."""
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        call = IN_MODEL_CALL.get()
+        if isinstance(call, ModelCall):
+            failure = run_hook("lifecycle.read_failure", read_failure, instance, args, kwargs)
+            if failure is not None:
+                call.note_retry(*failure)
+        return wrapped(*args, **kwargs)
+
+    return wrapper
 
 
 def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
