@@ -95,16 +95,17 @@ class _Copy:
 
     def _read_whole_events(self) -> None:
         data = b"".join(self.chunks)
-        cut = None
-        for cut in _EVENT_END.finditer(data):
+        last = None
+        for last in _EVENT_END.finditer(data):  # noqa: B007 - the last match is the one wanted
             pass
-        if cut is None:
+        if last is None:
             self.chunks, self.size = [data], len(data)
             return
-        rest = data[cut.end() :]
+        cut = last.end()
+        rest = data[cut:]
         self.chunks, self.size = ([rest] if rest else []), len(rest)
         try:
-            self._read(data[: cut.end()], final=False)
+            self._read(data[:cut], final=False)
         except Exception as exc:  # noqa: BLE001
             log_once("bodies.read", exc)
 
