@@ -34,8 +34,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from otel_tokenkpi.bodies import UnreadBody
+from otel_tokenkpi.helper_wrappers import retry_wrapper
 from otel_tokenkpi.instrumentation import Patch
-from otel_tokenkpi.lifecycle import Endpoint, Route, retry_wrapper
+from otel_tokenkpi.lifecycle import Endpoint, Route
 
 from ._shapes import server_of
 

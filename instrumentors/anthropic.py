@@ -19,8 +19,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_tokenkpi.helper_wrappers import deferred_call_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, deferred_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages

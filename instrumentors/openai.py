@@ -21,8 +21,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from otel_tokenkpi.helper_wrappers import stream_helper_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, stream_helper_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat

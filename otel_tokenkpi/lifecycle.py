@@ -38,10 +38,10 @@ from opentelemetry.trace import SpanKind
 from . import _wellformed
 from . import scope as call_scope
 from . import semconv as sc
-from ._safety import IN_MODEL_CALL, log_once, run_hook
+from ._safety import IN_MODEL_CALL, run_hook
 from .bodies import UnreadBody, watch_body
 from .record import CallRecord, CallRequest, CallResult, CallScope
-from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
+from .streams import AsyncStreamProxy, SyncStreamProxy
 
 
 class StreamReader(Protocol):
@@ -87,7 +87,8 @@ _HELPER_CALLS: contextvars.ContextVar[list[ModelCall] | None] = contextvars.Cont
 
 
 @contextlib.contextmanager
-def _collect_helper_calls() -> Iterator[list[ModelCall]]:
+def collect_helper_calls() -> Iterator[list[ModelCall]]:
+    """The calls opened inside this block (a ``stream()`` helper's ``__enter__``)."""
     calls: list[ModelCall] = []
     token = _HELPER_CALLS.set(calls)
     try:
@@ -173,6 +174,27 @@ class ModelCall:
     def _body_ended(self, completed: bool, error: BaseException | None) -> None:
         self.end_stream(error, completed)
 
+    def in_flight(self, fetch: Callable[[], Any]) -> Any:
+        """``fetch()`` with this call's span current and this call in flight (a stream's first item: a
+        lazily started stream sends its request there)."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        nested = IN_MODEL_CALL.set(self)
+        try:
+            return fetch()
+        finally:
+            IN_MODEL_CALL.reset(nested)
+            otel_context.detach(token)
+
+    async def in_flight_async(self, fetch: Callable[[], Any]) -> Any:
+        """:meth:`in_flight` for an async stream: ``await fetch()``."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        nested = IN_MODEL_CALL.set(self)
+        try:
+            return await fetch()
+        finally:
+            IN_MODEL_CALL.reset(nested)
+            otel_context.detach(token)
+
     def note_retry(self, status_code: int | None, error_type: str | None) -> None:
         """The client library gave up on one attempt of this call and will send it again."""
         attempt = self._resends
@@ -242,17 +264,18 @@ def _start_attributes(request: CallRequest) -> dict[str, Any]:
     return attrs
 
 
-def _materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+def materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+    """One-shot iterators among ``endpoint.materialize`` kwargs become lists (the same items)."""
     for name in endpoint.materialize:
         value = kwargs.get(name)
         if value is not None and not isinstance(value, (list, tuple, dict, str, bytes)) and _is_iterator(value):
             kwargs[name] = list(value)
 
 
-def _begin(
+def begin_call(
     recorder: Any, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], args: tuple = ()
 ) -> ModelCall | None:
-    _materialize(endpoint, kwargs)
+    materialize(endpoint, kwargs)
     if endpoint.adjust is not None:
         run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
     seen = kwargs
@@ -273,7 +296,7 @@ def _is_iterator(value: Any) -> bool:
     return hasattr(value, "__next__") and iter(value) is value
 
 
-def _fail(call: ModelCall, exc: BaseException) -> None:
+def fail(call: ModelCall, exc: BaseException) -> None:
     run_hook("lifecycle.record_error", call.finish, None, exc)
 
 
@@ -291,7 +314,7 @@ def model_call_wrapper(
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if not recorder.switch.enabled or IN_MODEL_CALL.get():
                 return await wrapped(*args, **kwargs)
-            call = _begin(recorder, endpoint, instance, kwargs, args)
+            call = begin_call(recorder, endpoint, instance, kwargs, args)
             if call is None:
                 return await wrapped(*args, **kwargs)
             return await _run_async(call, wrapped, args, kwargs)
@@ -301,7 +324,7 @@ def model_call_wrapper(
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not recorder.switch.enabled or IN_MODEL_CALL.get():
             return wrapped(*args, **kwargs)
-        call = _begin(recorder, endpoint, instance, kwargs, args)
+        call = begin_call(recorder, endpoint, instance, kwargs, args)
         if call is None:
             return wrapped(*args, **kwargs)
         return _run_sync(call, wrapped, args, kwargs, async_iterator)
@@ -347,7 +370,7 @@ def _begin_routed(recorder: Any, route: Route, instance: Any, args: tuple, kwarg
     if picked is None:
         return None
     endpoint, fields = picked
-    return _begin(recorder, endpoint, instance, fields)
+    return begin_call(recorder, endpoint, instance, fields)
 
 
 def _run_sync(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict, async_iterator: bool) -> Any:
@@ -358,12 +381,12 @@ def _run_sync(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict, async_it
     try:
         result = wrapped(*args, **kwargs)
     except BaseException as exc:
-        _fail(call, exc)
+        fail(call, exc)
         raise
     finally:
         IN_MODEL_CALL.reset(nested)
         otel_context.detach(token)
-    return _on_result(call, result, async_iterator)
+    return deliver(call, result, async_iterator)
 
 
 async def _run_async(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict) -> Any:
@@ -372,32 +395,16 @@ async def _run_async(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict) -
     try:
         result = await wrapped(*args, **kwargs)
     except BaseException as exc:
-        _fail(call, exc)
+        fail(call, exc)
         raise
     finally:
         IN_MODEL_CALL.reset(nested)
         otel_context.detach(token)
-    return _on_result(call, result, True)
+    return deliver(call, result, True)
 
 
-def retry_wrapper(read_failure: Callable[[Any, tuple, dict], tuple[int | None, str | None]]) -> Callable[..., Any]:
-    """A wrapt wrapper for the method a client library calls once per failed attempt it will retry (before
-    its back-off sleep; sync or async alike: the note is taken when the method is called). The attempt is
-    noted on the model call in flight, if there is one of ours; ``read_failure(client, args, kwargs)``
-    gives the attempt's HTTP status code (None when no response came) and its ``error.type``."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        call = IN_MODEL_CALL.get()
-        if isinstance(call, ModelCall):
-            failure = run_hook("lifecycle.read_failure", read_failure, instance, args, kwargs)
-            if failure is not None:
-                call.note_retry(*failure)
-        return wrapped(*args, **kwargs)
-
-    return wrapper
-
-
-def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
+def deliver(call: ModelCall, result: Any, is_async: bool) -> Any:
+    """What the user gets back from ``call``'s method: ``result``, or our proxy of its stream."""
     try:
         return call.on_result(result, is_async)
     except Exception as exc:  # noqa: BLE001 - never break the user's call
@@ -408,54 +415,3 @@ def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
 
 def _raise(exc: BaseException) -> None:
     raise exc
-
-
-def stream_helper_wrapper(recorder: Any) -> Callable[..., Any]:
-    """Wrap a ``stream()`` helper that returns a context manager and calls the
-    (wrapped) ``create`` inside ``__enter__``: the span comes from ``create``;
-    this only makes the helper's exit end it."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if not recorder.switch.enabled:
-            return manager
-        return run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
-
-    return wrapper
-
-
-def deferred_call_wrapper(
-    recorder: Any, endpoint: Endpoint, defer: Callable[[Any, Callable[[Any], Any]], bool], *, is_async: bool
-) -> Callable[..., Any]:
-    """Wrap a helper that builds its request now and sends it later, not through a wrapped method.
-
-    anthropic's ``messages.stream(**kwargs)`` returns a manager whose ``__enter__`` sends the request
-    built from ``kwargs``. The adapter's ``defer(manager, wrap)`` swaps the manager's pending request
-    (a zero-argument callable; for async, an awaitable) for ``wrap(pending)`` and returns False when
-    it finds none (an unknown client version: no span, one warning). ``wrap`` sends the pending
-    request through the same lifecycle as a wrapped method, as a stream described by ``kwargs``, so
-    the span starts when the request is sent and the stream the manager builds on is our proxy.
-    """
-    send = model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not recorder.switch.enabled or IN_MODEL_CALL.get():
-            return wrapped(*args, **kwargs)
-        _materialize(endpoint, kwargs)  # so the body the SDK builds now and what we read later are the same lists
-        manager = wrapped(*args, **kwargs)
-        call_kwargs = {**kwargs, "stream": True}
-
-        def wrap(pending: Any) -> Any:
-            if is_async:
-                return send(lambda **_: pending, instance, (), call_kwargs)
-            return lambda: send(lambda **_: pending(), instance, (), call_kwargs)
-
-        if not run_hook(f"{endpoint.name}.defer", defer, manager, wrap, default=True):
-            log_once(
-                f"defer:{endpoint.name}",
-                message=f"otel-tokenkpi: {type(manager).__qualname__} has no pending request in this client "
-                "version; its calls are not instrumented",
-            )
-        return manager
-
-    return wrapper
