@@ -116,7 +116,10 @@ CHAT_STREAM = Endpoint(
 EMBED = Endpoint(name="cohere.embed", read_request=_read_embed_request, read_response=_read_embed_response)
 
 
-def _given(read: Callable[[Any, dict[str, Any]], CallRequest]) -> Callable[[Any, dict[str, Any]], CallRequest]:
+Reader = Callable[[Any, dict[str, Any]], "CallRequest | None"]
+
+
+def _given(read: Reader) -> Reader:
     """``read`` over the raw client's kwargs, without the parameters left at the SDK's ``OMIT`` (``...``)."""
     return lambda instance, kwargs: read(instance, {k: v for k, v in kwargs.items() if v is not Ellipsis})
 
