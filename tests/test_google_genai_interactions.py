@@ -179,3 +179,23 @@ def test_a_create_bound_before_instrument_is_traced(loaded_data, gemini):
     (span,) = telemetry.spans()
     assert span.attributes["gen_ai.usage.input_tokens"] == 10
     assert json.loads(json.dumps(dict(span.attributes)))["gen_ai.request.model"] == MODEL
+
+
+def test_raw_and_streaming_responses(gtelemetry, gemini):
+    """``with_streaming_response`` bodies are read as the user reads them (JSON or events);
+    ``with_raw_response`` is a span with the request only (its body was read before we see it)."""
+    gemini.enqueue(Reply(text="one", input_tokens=11), Reply(text="two", input_tokens=12), Reply(input_tokens=13))
+    gc = client(gemini)
+    with gc.interactions.with_streaming_response.create(model=MODEL, input="Hi") as raw:
+        assert raw.parse().output_text == "one"
+    with gc.interactions.with_streaming_response.create(model=MODEL, input="Hi", stream=True) as raw:
+        lines = list(raw.iter_lines())
+    assert "event: interaction.completed" in lines
+    assert gc.interactions.with_raw_response.create(model=MODEL, input="Hi").parse().output_text == "ok"
+    plain, streamed, raw_only = gtelemetry.spans()
+    assert plain.attributes["gen_ai.usage.input_tokens"] == 11
+    assert streamed.attributes["gen_ai.usage.input_tokens"] == 12
+    assert streamed.attributes["gen_ai.response.finish_reasons"] == ("completed",)
+    assert (
+        raw_only.attributes["gen_ai.request.model"] == MODEL and "gen_ai.usage.input_tokens" not in raw_only.attributes
+    )
