@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from otel_tokenkpi.helper_wrappers import deferred_call_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, deferred_call_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages
 from ._shapes import new_request
-from ._stainless import client_and_server, unwrap_raw_api_response
+from ._stainless import client_and_server, request_path_patches, unwrap_raw_api_response
 
 # Clients that reach Claude through another provider's endpoint (semconv provider names).
 _PROVIDER_BY_CLIENT_PREFIX = (
@@ -88,4 +89,6 @@ class AnthropicInstrumentor(TokenKPIInstrumentor):
                 table.append(Patch(module, cls, "create", MESSAGES))
                 table.append(Patch(module, cls, "parse", MESSAGES))
                 table.append(Patch(module, cls, "stream", make_wrapper=_deferred(is_async)))
-        return table
+        # A create bound before instrument() is caught on the request path (the beta resource posts to
+        # /v1/messages?beta=true); retries are noted there.
+        return table + request_path_patches("anthropic", {"/v1/messages": MESSAGES})

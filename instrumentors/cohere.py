@@ -14,12 +14,28 @@ than assumed, so a coroutine-returning-iterator layout would be wrapped as such.
 ``request=`` object where later releases take keywords: both are read. Before 5.16 the SDK's ``chat_stream``
 swallows ``GeneratorExit`` (a bare ``except:`` round its ``yield``), so closing a stream early raises
 ``RuntimeError`` with or without us; the proxy passes it on and still ends the span.
+
+A client made before ``instrument()`` keeps the plain methods: ``Client.__init__`` binds ``chat`` and
+``chat_stream`` onto the instance (``validate_args``, ``experimental_kwarg_decorator``). From cohere 5.16 the
+v2 methods delegate to a raw client (``cohere.v2.raw_client.RawV2Client`` / ``AsyncRawV2Client``) looked up
+at call time, so its ``chat`` and ``embed`` (returning ``HttpResponse`` objects whose ``data`` is the
+response) are patched too: they catch those clients, and stay quiet under a patched v2 method. Its
+``chat_stream`` (a context manager that sends on enter and yields an ``HttpResponse`` whose ``data`` is the
+event stream) is then the only patch of streams: the v2 ``chat_stream`` is a generator that reaches it
+lazily, at the first ``next()``, so the span starts when the request is sent. The raw methods are given every
+parameter, unset ones as the SDK's ``OMIT`` (``...``): those are dropped before reading. Before 5.16 there is
+no such seam (the v2 methods call the HTTP client themselves): a client made before ``instrument()`` records
+only ``embed`` there (a documented limit).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib.util
+from collections.abc import Callable
 from typing import Any
 
+from otel_tokenkpi.helper_wrappers import entered_call_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
 from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult
@@ -29,15 +45,21 @@ from ._shapes import as_list, get, new_request, server_of
 
 PROVIDER = "cohere"
 _MODULE = "cohere.v2.client"
+_RAW_MODULE = "cohere.v2.raw_client"  # cohere >= 5.16
 # Clients that reach Cohere models through another provider's endpoint (semconv provider names).
 _PROVIDER_BY_CLIENT_PREFIX = (("BedrockClient", "aws.bedrock"),)
 
 
 def provider_for(client: Any) -> str:
+    """By the client's class; a raw client (which has no Bedrock subclass) by its endpoint's host."""
     name = type(client).__name__
     for prefix, provider in _PROVIDER_BY_CLIENT_PREFIX:
         if name.startswith(prefix):
             return provider
+    if name.endswith("RawV2Client"):
+        host = _server(client)[0] or ""
+        if host.startswith("bedrock-runtime.") and host.endswith(".amazonaws.com"):
+            return "aws.bedrock"
     return PROVIDER
 
 
@@ -94,6 +116,31 @@ CHAT_STREAM = Endpoint(
 EMBED = Endpoint(name="cohere.embed", read_request=_read_embed_request, read_response=_read_embed_response)
 
 
+Reader = Callable[[Any, dict[str, Any]], "CallRequest | None"]
+
+
+def _given(read: Reader) -> Reader:
+    """``read`` over the raw client's kwargs, without the parameters left at the SDK's ``OMIT`` (``...``)."""
+    return lambda instance, kwargs: read(instance, {k: v for k, v in kwargs.items() if v is not Ellipsis})
+
+
+def _unwrap_http_response(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
+    """A raw method's ``HttpResponse``: its ``data`` is read (a stream: our proxy goes in its place)."""
+
+    def rewrap(proxy: Any) -> Any:
+        result._data = proxy
+        return result
+
+    return getattr(result, "data", None), rewrap
+
+
+def _raw(endpoint: Endpoint) -> Endpoint:
+    return dataclasses.replace(endpoint, read_request=_given(endpoint.read_request), unwrap=_unwrap_http_response)
+
+
+RAW_CHAT, RAW_CHAT_STREAM, RAW_EMBED = _raw(CHAT), _raw(CHAT_STREAM), _raw(EMBED)
+
+
 class CohereInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``cohere`` SDK's v2 client (entry point ``tokenkpi_cohere``)."""
 
@@ -101,8 +148,23 @@ class CohereInstrumentor(TokenKPIInstrumentor):
     instruments = ("cohere >= 5.9.3",)
 
     def patches(self) -> list[Patch]:
+        raw = _has_raw_client()
         table = []
         for cls_name in ("V2Client", "AsyncV2Client"):
             for method, endpoint in (("chat", CHAT), ("chat_stream", CHAT_STREAM), ("embed", EMBED)):
-                table.append(Patch(_MODULE, cls_name, method, endpoint))
+                if not (raw and method == "chat_stream"):  # a lazy generator: its raw stream is the one seam
+                    table.append(Patch(_MODULE, cls_name, method, endpoint))
+        if raw:
+            for cls_name in ("RawV2Client", "AsyncRawV2Client"):
+                table.append(Patch(_RAW_MODULE, cls_name, "chat", RAW_CHAT))
+                table.append(Patch(_RAW_MODULE, cls_name, "embed", RAW_EMBED))
+                stream = entered_call_wrapper(RAW_CHAT_STREAM)
+                table.append(Patch(_RAW_MODULE, cls_name, "chat_stream", make_wrapper=stream))
         return table
+
+
+def _has_raw_client() -> bool:
+    try:
+        return importlib.util.find_spec(_RAW_MODULE) is not None
+    except (ImportError, ValueError):  # cohere missing or hidden
+        return False

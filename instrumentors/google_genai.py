@@ -12,17 +12,26 @@ version lack those private methods, the public ones are patched instead (one spa
 
 ``embed_content`` (one request per call) is patched as it is. The async stream method is a coroutine
 that returns an async iterator: the shared async wrapper awaits it and proxies the iterator.
+
+The Interactions API (``client.interactions.create``, sync and ``client.aio``, plain and streamed): the
+public ``create`` may send several requests (automatic continuation: each hop is billed and reports its
+own usage), each through the generated resource's ``create`` (``google.genai._gaos.interactions
+.Interactions`` / ``AsyncInteractions``, reached with ``super()``), which is patched: one span per
+request. Releases without that module (before the Interactions client moved there) are not patched there.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from typing import Any
 
+from otel_tokenkpi.bodies import UnreadBody
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
 from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult, Usage
 
+from . import _google_genai_interactions as interaction_shapes
 from . import _google_genai_request as request_shapes
 from . import _google_genai_response as response_shapes
 from ._shapes import as_list, get, new_request, server_of
@@ -30,6 +39,7 @@ from ._shapes import as_list, get, new_request, server_of
 GEMINI, VERTEX_AI = "gcp.gemini", "gcp.vertex_ai"
 _MODELS = "google.genai.models"
 _PER_REQUEST = ("_generate_content", "_generate_content_stream")
+_INTERACTIONS = "google.genai._gaos.interactions"
 _PUBLIC = ("generate_content", "generate_content_stream")
 
 
@@ -94,6 +104,47 @@ EMBEDDINGS = Endpoint(
 )
 
 
+def _read_interaction_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
+    body = interaction_shapes.request_body(kwargs)
+    model = get(body, "model") or get(body, "agent")
+    return interaction_shapes.read_request(_base_request("chat", instance, {"model": model}), kwargs)
+
+
+def _unwrap_interaction(result: Any) -> tuple[Any, Any]:
+    """An ``Interaction`` as it is. A ``Stream`` yields what its ``generator`` attribute yields, and the SDK
+    re-plumbs that attribute (error translation, automatic continuation across hops), so our proxy goes
+    there, not around the stream. A raw or streamed response wrapper (``with_raw_response`` /
+    ``with_streaming_response``) is read by its HTTP body, as the user reads it."""
+    http_response = getattr(result, "http_response", None)
+    if http_response is not None and hasattr(result, "_parser"):
+        return UnreadBody(http_response), None
+    generator = getattr(result, "generator", None)
+    if generator is not None and (hasattr(generator, "__next__") or hasattr(generator, "__anext__")):
+
+        def rewrap(proxy: Any) -> Any:
+            result.generator = proxy
+            return result
+
+        return generator, rewrap
+    return result, None
+
+
+INTERACTION = Endpoint(
+    name="google_genai.interactions",
+    read_request=_read_interaction_request,
+    read_response=interaction_shapes.read_response,
+    stream_reader=interaction_shapes.EventReader,
+    unwrap=_unwrap_interaction,
+)
+
+
+def _has_interactions() -> bool:
+    try:
+        return importlib.util.find_spec(_INTERACTIONS) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _generate_methods() -> tuple[str, str]:
     """The per-request methods when this SDK version has them (async ones as coroutine functions,
     which the async wrapper can stand in for), else the public ones."""
@@ -123,4 +174,7 @@ class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
         for method, endpoint in ((generate, GENERATE), (stream, GENERATE_STREAM), ("embed_content", EMBEDDINGS)):
             table.append(Patch(_MODELS, "Models", method, endpoint))
             table.append(Patch(_MODELS, "AsyncModels", method, endpoint))
+        if _has_interactions():
+            table.append(Patch(_INTERACTIONS, "Interactions", "create", INTERACTION))
+            table.append(Patch(_INTERACTIONS, "AsyncInteractions", "create", INTERACTION))
         return table

@@ -26,7 +26,7 @@ from otel_tokenkpi.record import CallRequest
 
 from . import _openai_chat as chat
 from ._shapes import new_request
-from ._stainless import client_and_server, unwrap_raw_api_response
+from ._stainless import client_and_server, request_path_patches, unwrap_raw_api_response
 
 PROVIDER = "groq"
 
@@ -59,4 +59,6 @@ class GroqInstrumentor(TokenKPIInstrumentor):
         return [
             Patch(_CHAT, "Completions", "create", CHAT),
             Patch(_CHAT, "AsyncCompletions", "create", CHAT),
+            # A create bound before instrument() is caught on the request path; retries are noted there.
+            *request_path_patches("groq", {"/openai/v1/chat/completions": CHAT}),
         ]

@@ -6,6 +6,14 @@ call the patched ``create`` themselves, so they get their span from it (one
 span per call); they are patched only so that leaving one early ends the span
 at the helper's exit. ``responses.stream(response_id=...)`` resumes a stored
 response through ``retrieve``: not a new model call, no span.
+
+Behind them, the client's request path (``_stainless.request_path_patches``)
+catches the same APIs by URL path when the public method was bound before
+``instrument()`` (instructor's ``from_openai(client)``, a ``with_raw_response``
+first used earlier), and the SDK's retry hook notes each retried attempt on
+the call's span. The public methods stay patched because they see the user's
+own objects, which the readers' memos recognise from call to call (the request
+path sees a fresh copy of the body each time).
 """
 
 from __future__ import annotations
@@ -13,14 +21,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from otel_tokenkpi.helper_wrappers import stream_helper_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.lifecycle import Endpoint, stream_helper_wrapper
+from otel_tokenkpi.lifecycle import Endpoint
 from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
 from . import _openai_responses as responses
 from ._shapes import get, given, new_request
-from ._stainless import client_and_server, unwrap_raw_response
+from ._stainless import client_and_server, request_path_patches, unwrap_raw_response
 
 # Well-known providers behind an OpenAI-compatible base URL (semconv names).
 _PROVIDER_BY_HOST_SUFFIX = (
@@ -148,4 +157,5 @@ class OpenAIInstrumentor(TokenKPIInstrumentor):
         ):
             table.append(Patch(module, sync_cls, "stream", make_wrapper=stream_helper_wrapper))
             table.append(Patch(module, async_cls, "stream", make_wrapper=stream_helper_wrapper))
-        return table
+        paths = {"/chat/completions": chat_endpoint, "/responses": RESPONSES, "/embeddings": EMBEDDINGS}
+        return table + request_path_patches("openai", paths)

@@ -39,8 +39,9 @@ SWITCH = _Switch()
 
 # Set while a wrapped model call is running: an inner wrapped call (a helper
 # that calls ``create``, litellm calling the openai SDK) is the same call and
-# must not open a second span.
-IN_MODEL_CALL: contextvars.ContextVar[bool] = contextvars.ContextVar("tokenkpi_in_model_call", default=False)
+# must not open a second span. It holds the call in flight (truthy; the
+# lifecycle's ModelCall, where an SDK's retry hook notes failed attempts).
+IN_MODEL_CALL: contextvars.ContextVar[Any] = contextvars.ContextVar("tokenkpi_in_model_call", default=False)
 
 
 def log_once(hook: str, exc: BaseException | None = None, message: str | None = None) -> None:

@@ -23,7 +23,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from . import api, options
 from ._safety import log_once, logger
 from .engine import load_local_data
-from .lifecycle import Endpoint, model_call_wrapper
+from .lifecycle import Endpoint, Route, model_call_wrapper, routed_call_wrapper
 from .recorder import Recorder
 from .version import __version__
 
@@ -35,8 +35,11 @@ class Patch:
     ``module.cls.method`` (with ``cls=""``, the module-level function ``module.method``, e.g. a reference
     a library captured at import time) is wrapped by the call lifecycle for ``endpoint``; the core picks
     the wrapper's flavour (sync, coroutine, async generator) by inspecting the method, so an adapter
-    never does. ``make_wrapper`` instead of ``endpoint`` is for the few methods that are not one model
-    call each (a ``stream()`` helper, botocore's generic ``_make_api_call``).
+    never does. ``route`` instead of ``endpoint`` is for a client's request path, which serves many APIs:
+    the route picks the endpoint per request (:func:`~otel_tokenkpi.lifecycle.routed_call_wrapper`).
+    ``make_wrapper`` is for the few methods that are not one model call each (a ``stream()`` helper,
+    botocore's generic ``_make_api_call``, an SDK's retry hook). ``optional``: a method that only some
+    releases have (another method stands in elsewhere) is skipped quietly when missing.
     """
 
     module: str
@@ -44,16 +47,20 @@ class Patch:
     method: str
     endpoint: Endpoint | None = None
     make_wrapper: Callable[[Recorder], Callable[..., Any]] | None = None
+    route: Route | None = None
+    optional: bool = False
 
     def __post_init__(self) -> None:
-        if (self.endpoint is None) == (self.make_wrapper is None):
-            raise TypeError("Patch takes exactly one of endpoint= or make_wrapper=")
+        if sum(way is not None for way in (self.endpoint, self.make_wrapper, self.route)) != 1:
+            raise TypeError("Patch takes exactly one of endpoint=, route= or make_wrapper=")
 
     def wrapper(self, recorder: Recorder, target: Callable[..., Any]) -> Callable[..., Any]:
         if self.make_wrapper is not None:
             return self.make_wrapper(recorder)
-        assert self.endpoint is not None  # __post_init__
         flavour = call_flavour(target)
+        if self.route is not None:
+            return routed_call_wrapper(recorder, self.route, is_async=flavour == "coroutine")
+        assert self.endpoint is not None  # __post_init__
         return model_call_wrapper(
             recorder, self.endpoint, is_async=flavour == "coroutine", async_iterator=flavour == "async_generator"
         )
@@ -156,6 +163,9 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if not callable(target):
                 raise AttributeError(patch.method)
         except (ImportError, AttributeError):
+            if patch.optional:
+                logger.debug("otel-tokenkpi: %s not in the installed version (optional)", where)
+                return
             log_once(
                 f"missing:{where}",
                 message=f"otel-tokenkpi: {where} not found in the installed version; not instrumented",

@@ -10,7 +10,15 @@ reach whatever exporter the user configured.
 
 Guards (docs/architecture.md): the recorder's switch (wrappers bound before
 ``uninstrument()`` go quiet), :data:`IN_MODEL_CALL` (a nested wrapped call is
-the same call), and :func:`run_hook` around every piece of our own code.
+the same call; it holds the call in flight, so an SDK's retry hook can note a
+failed attempt on it), and :func:`run_hook` around every piece of our own code.
+
+A client library's request path (one method every API call of the client goes
+through, e.g. the Stainless SDKs' ``SyncAPIClient.request``) is wrapped by
+:func:`routed_call_wrapper`: the adapter's route picks the endpoint from the
+request (its path) and hands over the request body to read. It catches calls
+that bypass the public methods we patch (a client method bound before
+``instrument()``); under a public method's span it stays quiet.
 """
 
 from __future__ import annotations
@@ -30,17 +38,18 @@ from opentelemetry.trace import SpanKind
 from . import _wellformed
 from . import scope as call_scope
 from . import semconv as sc
-from ._safety import IN_MODEL_CALL, log_once, run_hook
+from ._safety import IN_MODEL_CALL, run_hook
+from .bodies import UnreadBody, watch_body
 from .record import CallRecord, CallRequest, CallResult, CallScope
 from .recorder import Recorder
-from .streams import AsyncStreamProxy, HelperManagerProxy, SyncStreamProxy
+from .streams import AsyncStreamProxy, SyncStreamProxy
 
 
 class StreamReader(Protocol):
     """Accumulates stream chunks into a result. Supplied by an adapter."""
 
     def feed(self, chunk: Any) -> None: ...
-    def result(self) -> CallResult: ...
+    def result(self) -> CallResult | None: ...
 
 
 def _no_unwrap(result: Any) -> tuple[Any, Callable[[Any], Any] | None]:
@@ -79,7 +88,8 @@ _HELPER_CALLS: contextvars.ContextVar[list[ModelCall] | None] = contextvars.Cont
 
 
 @contextlib.contextmanager
-def _collect_helper_calls() -> Iterator[list[ModelCall]]:
+def collect_helper_calls() -> Iterator[list[ModelCall]]:
+    """The calls opened inside this block (a ``stream()`` helper's ``__enter__``)."""
     calls: list[ModelCall] = []
     token = _HELPER_CALLS.set(calls)
     try:
@@ -102,6 +112,7 @@ class ModelCall:
         "_ended",
         "_lock",
         "_prepared",
+        "_resends",
     )
 
     def __init__(self, recorder: Recorder, endpoint: Endpoint, request: CallRequest) -> None:
@@ -110,6 +121,7 @@ class ModelCall:
         self.request = request
         self._reader: StreamReader | None = None
         self._ended = False
+        self._resends = 0
         self._lock = threading.Lock()
         self.scope: CallScope = run_hook("lifecycle.scope", call_scope.capture_start) or CallScope()
         self.span = recorder.tracer.start_span(
@@ -127,7 +139,11 @@ class ModelCall:
     def on_result(self, result: Any, is_async: bool) -> Any:
         """Read a returned value; return what the user gets (maybe a proxy)."""
         parsed, rewrap = self.endpoint.unwrap(result)
-        if parsed is None:  # a response body we must not read (e.g. with_streaming_response)
+        if isinstance(parsed, UnreadBody):  # read as the user reads it (with_streaming_response)
+            if not self._watch_body(parsed):
+                self.finish(None)
+            return result
+        if parsed is None:  # nothing we can read
             self.finish(None)
             return result
         if not self.request.stream:
@@ -140,6 +156,51 @@ class ModelCall:
         # Chunks go straight to the reader; one that arrives after the call ended changes nothing recorded.
         proxy = (AsyncStreamProxy if is_async else SyncStreamProxy)(parsed, self, reader.feed)
         return rewrap(proxy) if rewrap is not None else proxy
+
+    def _watch_body(self, body: UnreadBody) -> bool:
+        """Read an unread response body as the user reads it: the JSON document through the endpoint's
+        ``read_response``, an event stream's events through its stream reader; the call ends with the body
+        (read to its end: complete; closed or dropped before: incomplete, with what was seen)."""
+        endpoint = self.endpoint
+        reader: StreamReader
+        if self.request.stream:
+            if endpoint.stream_reader is None:
+                return False
+            reader = endpoint.stream_reader(self.request)
+        else:
+            reader = _DocumentReader(endpoint)
+        self._reader = reader
+        return bool(watch_body(body.http_response, reader.feed, self._body_ended))
+
+    def _body_ended(self, completed: bool, error: BaseException | None) -> None:
+        self.end_stream(error, completed)
+
+    def in_flight(self, fetch: Callable[[], Any]) -> Any:
+        """``fetch()`` with this call's span current and this call in flight (a stream's first item: a
+        lazily started stream sends its request there)."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        nested = IN_MODEL_CALL.set(self)
+        try:
+            return fetch()
+        finally:
+            IN_MODEL_CALL.reset(nested)
+            otel_context.detach(token)
+
+    async def in_flight_async(self, fetch: Callable[[], Any]) -> Any:
+        """:meth:`in_flight` for an async stream: ``await fetch()``."""
+        token = otel_context.attach(trace.set_span_in_context(self.span))
+        nested = IN_MODEL_CALL.set(self)
+        try:
+            return await fetch()
+        finally:
+            IN_MODEL_CALL.reset(nested)
+            otel_context.detach(token)
+
+    def note_retry(self, status_code: int | None, error_type: str | None) -> None:
+        """The client library gave up on one attempt of this call and will send it again."""
+        attempt = self._resends
+        self._resends += 1
+        run_hook("recorder.retry", self.recorder.record_retry, self.span, attempt, status_code, error_type)
 
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None:
         """End a streamed call; ``completed`` only when the stream ran to its end."""
@@ -169,6 +230,22 @@ class ModelCall:
         self.span.end()
 
 
+class _DocumentReader:
+    """A whole JSON response body, read as the endpoint reads the SDK's response object."""
+
+    __slots__ = ("_endpoint", "_result")
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self._endpoint = endpoint
+        self._result: CallResult | None = None
+
+    def feed(self, document: Any) -> None:
+        self._result = self._endpoint.read_response(document)
+
+    def result(self) -> CallResult | None:
+        return self._result
+
+
 def _is_stream(obj: Any, is_async: bool) -> bool:
     if is_async:
         return hasattr(obj, "__aiter__") or hasattr(obj, "__anext__")
@@ -188,17 +265,18 @@ def _start_attributes(request: CallRequest) -> dict[str, Any]:
     return attrs
 
 
-def _materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+def materialize(endpoint: Endpoint, kwargs: dict[str, Any]) -> None:
+    """One-shot iterators among ``endpoint.materialize`` kwargs become lists (the same items)."""
     for name in endpoint.materialize:
         value = kwargs.get(name)
         if value is not None and not isinstance(value, (list, tuple, dict, str, bytes)) and _is_iterator(value):
             kwargs[name] = list(value)
 
 
-def _begin(
+def begin_call(
     recorder: Recorder, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], args: tuple = ()
 ) -> ModelCall | None:
-    _materialize(endpoint, kwargs)
+    materialize(endpoint, kwargs)
     if endpoint.adjust is not None:
         run_hook(f"{endpoint.name}.adjust", endpoint.adjust, kwargs)
     seen = kwargs
@@ -219,7 +297,7 @@ def _is_iterator(value: Any) -> bool:
     return hasattr(value, "__next__") and iter(value) is value
 
 
-def _fail(call: ModelCall, exc: BaseException) -> None:
+def fail(call: ModelCall, exc: BaseException) -> None:
     run_hook("lifecycle.record_error", call.finish, None, exc)
 
 
@@ -237,45 +315,97 @@ def model_call_wrapper(
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if not recorder.switch.enabled or IN_MODEL_CALL.get():
                 return await wrapped(*args, **kwargs)
-            call = _begin(recorder, endpoint, instance, kwargs, args)
+            call = begin_call(recorder, endpoint, instance, kwargs, args)
             if call is None:
                 return await wrapped(*args, **kwargs)
-            token = otel_context.attach(trace.set_span_in_context(call.span))
-            nested = IN_MODEL_CALL.set(True)
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                _fail(call, exc)
-                raise
-            finally:
-                IN_MODEL_CALL.reset(nested)
-                otel_context.detach(token)
-            return _on_result(call, result, True)
+            return await _run_async(call, wrapped, args, kwargs)
 
         return async_wrapper
 
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not recorder.switch.enabled or IN_MODEL_CALL.get():
             return wrapped(*args, **kwargs)
-        call = _begin(recorder, endpoint, instance, kwargs, args)
+        call = begin_call(recorder, endpoint, instance, kwargs, args)
         if call is None:
             return wrapped(*args, **kwargs)
-        token = otel_context.attach(trace.set_span_in_context(call.span))
-        nested = IN_MODEL_CALL.set(True)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            _fail(call, exc)
-            raise
-        finally:
-            IN_MODEL_CALL.reset(nested)
-            otel_context.detach(token)
-        return _on_result(call, result, async_iterator)
+        return _run_sync(call, wrapped, args, kwargs, async_iterator)
 
     return sync_wrapper
 
 
-def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
+# What a route picks for one request: the endpoint, and the request's fields to read (its JSON body).
+Route = Callable[[Any, tuple, dict], "tuple[Endpoint, dict[str, Any]] | None"]
+
+
+def routed_call_wrapper(recorder: Recorder, route: Route, *, is_async: bool) -> Callable[..., Any]:
+    """A wrapt wrapper for a client's request path, through which every API call of the client goes.
+
+    ``route(client, args, kwargs)`` returns the endpoint of a model call and the request's fields (the
+    body as the SDK will send it; an ``adjust`` changes it there), or None for any other request, which
+    passes through untouched. Inside a wrapped public method the call already has its span: quiet."""
+    if is_async:
+
+        async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+            if not recorder.switch.enabled or IN_MODEL_CALL.get():
+                return await wrapped(*args, **kwargs)
+            call = _begin_routed(recorder, route, instance, args, kwargs)
+            if call is None:
+                return await wrapped(*args, **kwargs)
+            return await _run_async(call, wrapped, args, kwargs)
+
+        return async_wrapper
+
+    def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
+        if not recorder.switch.enabled or IN_MODEL_CALL.get():
+            return wrapped(*args, **kwargs)
+        call = _begin_routed(recorder, route, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        return _run_sync(call, wrapped, args, kwargs, False)
+
+    return sync_wrapper
+
+
+def _begin_routed(recorder: Recorder, route: Route, instance: Any, args: tuple, kwargs: dict) -> ModelCall | None:
+    picked = run_hook("lifecycle.route", route, instance, args, kwargs)
+    if picked is None:
+        return None
+    endpoint, fields = picked
+    return begin_call(recorder, endpoint, instance, fields)
+
+
+def _run_sync(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict, async_iterator: bool) -> Any:
+    """Run the real call with ``call``'s span current and ``call`` in flight (nested wrapped calls stay
+    quiet; an SDK's retry hook finds it)."""
+    token = otel_context.attach(trace.set_span_in_context(call.span))
+    nested = IN_MODEL_CALL.set(call)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail(call, exc)
+        raise
+    finally:
+        IN_MODEL_CALL.reset(nested)
+        otel_context.detach(token)
+    return deliver(call, result, async_iterator)
+
+
+async def _run_async(call: ModelCall, wrapped: Any, args: tuple, kwargs: dict) -> Any:
+    token = otel_context.attach(trace.set_span_in_context(call.span))
+    nested = IN_MODEL_CALL.set(call)
+    try:
+        result = await wrapped(*args, **kwargs)
+    except BaseException as exc:
+        fail(call, exc)
+        raise
+    finally:
+        IN_MODEL_CALL.reset(nested)
+        otel_context.detach(token)
+    return deliver(call, result, True)
+
+
+def deliver(call: ModelCall, result: Any, is_async: bool) -> Any:
+    """What the user gets back from ``call``'s method: ``result``, or our proxy of its stream."""
     try:
         return call.on_result(result, is_async)
     except Exception as exc:  # noqa: BLE001 - never break the user's call
@@ -286,54 +416,3 @@ def _on_result(call: ModelCall, result: Any, is_async: bool) -> Any:
 
 def _raise(exc: BaseException) -> None:
     raise exc
-
-
-def stream_helper_wrapper(recorder: Recorder) -> Callable[..., Any]:
-    """Wrap a ``stream()`` helper that returns a context manager and calls the
-    (wrapped) ``create`` inside ``__enter__``: the span comes from ``create``;
-    this only makes the helper's exit end it."""
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        manager = wrapped(*args, **kwargs)
-        if not recorder.switch.enabled:
-            return manager
-        return run_hook("lifecycle.helper_proxy", HelperManagerProxy, manager, _collect_helper_calls) or manager
-
-    return wrapper
-
-
-def deferred_call_wrapper(
-    recorder: Recorder, endpoint: Endpoint, defer: Callable[[Any, Callable[[Any], Any]], bool], *, is_async: bool
-) -> Callable[..., Any]:
-    """Wrap a helper that builds its request now and sends it later, not through a wrapped method.
-
-    anthropic's ``messages.stream(**kwargs)`` returns a manager whose ``__enter__`` sends the request
-    built from ``kwargs``. The adapter's ``defer(manager, wrap)`` swaps the manager's pending request
-    (a zero-argument callable; for async, an awaitable) for ``wrap(pending)`` and returns False when
-    it finds none (an unknown client version: no span, one warning). ``wrap`` sends the pending
-    request through the same lifecycle as a wrapped method, as a stream described by ``kwargs``, so
-    the span starts when the request is sent and the stream the manager builds on is our proxy.
-    """
-    send = model_call_wrapper(recorder, endpoint, is_async=is_async)
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not recorder.switch.enabled or IN_MODEL_CALL.get():
-            return wrapped(*args, **kwargs)
-        _materialize(endpoint, kwargs)  # so the body the SDK builds now and what we read later are the same lists
-        manager = wrapped(*args, **kwargs)
-        call_kwargs = {**kwargs, "stream": True}
-
-        def wrap(pending: Any) -> Any:
-            if is_async:
-                return send(lambda **_: pending, instance, (), call_kwargs)
-            return lambda: send(lambda **_: pending(), instance, (), call_kwargs)
-
-        if not run_hook(f"{endpoint.name}.defer", defer, manager, wrap, default=True):
-            log_once(
-                f"defer:{endpoint.name}",
-                message=f"otel-tokenkpi: {type(manager).__qualname__} has no pending request in this client "
-                "version; its calls are not instrumented",
-            )
-        return manager
-
-    return wrapper

@@ -67,6 +67,20 @@ class Recorder:
             run_hook("recorder.span_attributes", self._write_span, span, record, assessment, error)
         run_hook("recorder.metrics", self._write_metrics, record, assessment.usage)
 
+    def record_retry(self, span: Span, attempt: int, status_code: int | None, error_type: str | None) -> None:
+        """A failed attempt the client library retries: an event at that moment, and the number of resends
+        so far on the span (HTTP semconv's ``http.request.resend_count``; the failed attempt's own ordinal,
+        0 for the original request, is the event's)."""
+        if not span.is_recording():
+            return
+        attrs: dict[str, Any] = {sc.HTTP_REQUEST_RESEND_COUNT: attempt}
+        if status_code is not None:
+            attrs[sc.HTTP_RESPONSE_STATUS_CODE] = status_code
+        if error_type:
+            attrs[sc.ERROR_TYPE] = error_type
+        span.add_event(sc.EVENT_RETRY, attrs)
+        span.set_attribute(sc.HTTP_REQUEST_RESEND_COUNT, attempt + 1)
+
     def _write_span(self, span: Span, record: CallRecord, assessment: Assessment, error: Any) -> None:
         attrs: dict[str, Any] = {}
         result = record.result

@@ -48,6 +48,12 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 ERROR_TYPE = "error.type"
 
+# HTTP semconv, for attempts a client library retried inside one model call.
+HTTP_REQUEST_RESEND_COUNT = "http.request.resend_count"
+HTTP_RESPONSE_STATUS_CODE = "http.response.status_code"
+# Ours: an event per failed attempt that the client library sent again.
+EVENT_RETRY = "tokenkpi.retry"
+
 TOKEN_TYPE = "gen_ai.token.type"
 
 METRIC_TOKEN_USAGE = "gen_ai.client.token.usage"

@@ -30,6 +30,14 @@ class StreamOwner(Protocol):
     def end_stream(self, error: BaseException | None = None, completed: bool = False) -> None: ...
 
 
+def _in_flight(owner: Any, fetch: Callable[[], Any]) -> Any:
+    """``fetch()`` (the stream's first item) as part of the call: a lazily started stream (a generator
+    function such as cohere's ``chat_stream``) sends its request there, so the call's span is current
+    and nested wrapped calls stay quiet. Once per stream; an owner without ``in_flight`` just fetches."""
+    in_flight = getattr(owner, "in_flight", None)
+    return in_flight(fetch) if in_flight is not None else fetch()
+
+
 class _StreamProxy(wrapt.ObjectProxy):  # type: ignore[misc]
     """What both proxies share: the call they belong to, and its end when an abandoned stream is collected."""
 
@@ -55,6 +63,7 @@ class SyncStreamProxy(_StreamProxy):
         if self._self_iterator is None:
             wrapped = self.__wrapped__
             self._self_iterator = wrapped if hasattr(wrapped, "__next__") else iter(wrapped)
+            return _in_flight(self._self_owner, self.__next__)
         try:
             chunk = next(self._self_iterator)
         except StopIteration:
@@ -107,6 +116,8 @@ class AsyncStreamProxy(_StreamProxy):
         if self._self_iterator is None:
             wrapped = self.__wrapped__
             self._self_iterator = wrapped if hasattr(wrapped, "__anext__") else wrapped.__aiter__()
+            in_flight = getattr(self._self_owner, "in_flight_async", None)
+            return await (in_flight(self.__anext__) if in_flight is not None else self.__anext__())
         try:
             chunk = await self._self_iterator.__anext__()
         except StopAsyncIteration:

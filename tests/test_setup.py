@@ -369,7 +369,10 @@ _PATCHED_METHODS = """
 import openai.resources.chat.completions as _chat
 import openai.resources.responses as _responses
 import openai.resources.embeddings as _embeddings
+import openai._base_client as _base
 TARGETS = [
+    (_base.SyncAPIClient, "request"), (_base.SyncAPIClient, "_sleep_for_retry"),
+    (_base.AsyncAPIClient, "request"), (_base.AsyncAPIClient, "_sleep_for_retry"),
     (_chat.Completions, "create"), (_chat.Completions, "parse"), (_chat.Completions, "stream"),
     (_chat.AsyncCompletions, "create"), (_chat.AsyncCompletions, "parse"), (_chat.AsyncCompletions, "stream"),
     (_responses.Responses, "create"), (_responses.Responses, "parse"), (_responses.Responses, "stream"),
@@ -413,7 +416,7 @@ def test_uninstrument_restores_methods_and_instrument_works_again(rx: Rx, fake: 
             "proxies_left": proxies_left,
             # openai's own @required_args (functools.wraps) sets __wrapped__ on the plain function:
             # after uninstrument() it must be that one, not ours.
-            "wrapped_attr_is_openais": create.__wrapped__ is originals[0].__wrapped__,
+            "wrapped_attr_is_openais": create.__wrapped__ is originals[4].__wrapped__,
             "raw_content": raw_reply.choices[0].message.content,
             "instrumentors": len(tk_setup._instrumentors),
         })
@@ -423,10 +426,10 @@ def test_uninstrument_restores_methods_and_instrument_works_again(rx: Rx, fake: 
         tmp_path,
     )
     n = out["targets"]
-    assert n == 14
+    assert n == 18
     assert out == {
-        "targets": 14,
-        "wrapped_while_on": 14,
+        "targets": 18,
+        "wrapped_while_on": 18,
         "restored": [True] * n,
         "proxies_left": 0,
         "wrapped_attr_is_openais": True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gzip
 import itertools
 import json
 import re
@@ -140,7 +141,12 @@ class FakeRequestHandler(BaseHTTPRequestHandler):
         self, status: int, data: bytes, content_type: str, extra: dict[str, str], *, truncated: bool = False
     ) -> None:
         """A whole body; ``truncated`` announces more bytes than are sent and drops the connection, so the
-        client sees a body cut short."""
+        client sees a body cut short. JSON goes gzip-compressed (``Content-Encoding: gzip``) when the fake's
+        ``gzip_json`` is set and the client accepts it, as the real APIs compress their answers."""
+        accepted = "gzip" in (self.headers.get("accept-encoding") or "")
+        if self.fake.gzip_json and accepted and content_type.startswith("application/json") and not truncated:
+            data = gzip.compress(data)
+            extra = {**extra, "Content-Encoding": "gzip"}
         self.send_response(status)
         self._send_headers(content_type, extra)
         self.send_header("Content-Length", str(len(data) + (100 if truncated else 0)))
@@ -194,6 +200,7 @@ class FakeServer(Generic[ReplyT, RequestT]):
 
     handler: ClassVar[type[FakeRequestHandler]]
     thread_name: ClassVar[str]
+    gzip_json = False  # True: JSON answers are gzip-compressed for clients that accept it
 
     def __init__(self, default_reply: ReplyT, host: str, port: int) -> None:
         self.host = host

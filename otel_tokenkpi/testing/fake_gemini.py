@@ -5,7 +5,9 @@ Point a client at it with ``genai.Client(api_key="test", http_options=types.Http
 :class:`Reply` objects. The server speaks the documented wire format of ``models.generateContent`` (JSON) and
 ``models.streamGenerateContent?alt=sse`` (SSE ``data:`` events, each a ``GenerateContentResponse``), with
 camelCase fields and Google's error body ``{"error": {"code", "message", "status"}}``, so the SDK's own
-parsing, streaming and error mapping run exactly as against the real service.
+parsing, streaming and error mapping run exactly as against the real service. It also answers the
+Interactions API (``client.interactions.create``, ``POST /{api_version}/interactions``, JSON or SSE; the wire
+format is in :mod:`otel_tokenkpi.testing._gemini_interactions`) from the same replies.
 
 The scripted-reply API mirrors :mod:`otel_tokenkpi.testing.fake_openai` (``Reply(text=..., tool_calls=[...],
 finish_reason=..., input_tokens=..., output_tokens=..., cache_read_tokens=...)``), so one test can script
@@ -22,6 +24,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import _fake_server
+from . import _gemini_interactions as interactions
 from ._fake_server import FakeRequestHandler, FakeServer, dumps, split_text
 
 __all__ = ["FakeGeminiServer", "RecordedRequest", "Reply", "ToolCall"]
@@ -30,6 +33,8 @@ __all__ = ["FakeGeminiServer", "RecordedRequest", "Reply", "ToolCall"]
 TRUNCATED_JSON = b'{"candidates": [{"content": {"parts": [{"text": "'
 # /{api_version}/[projects/P/locations/L/][publishers/google/]models/{model}:{method}
 _MODEL_PATH = re.compile(r"^/(?P<version>[^/]+)/(?:.+/)?models/(?P<model>[^/:]+):(?P<method>[A-Za-z]+)$")
+# /{api_version}/interactions (Vertex AI: /{api_version}/projects/P/locations/L/interactions)
+_INTERACTIONS_PATH = re.compile(r"^/(?P<version>[^/]+)/(?:.+/)?interactions$")
 _GENERATE, _STREAM, _EMBED = "generateContent", "streamGenerateContent", "batchEmbedContents"
 EMBEDDING_TOKENS_PER_INPUT = 8  # promptTokenCount of batchEmbedContents, per request in the batch
 EMBEDDING_DIMENSIONS = 8
@@ -82,6 +87,7 @@ class Reply:
     bad_json: bool = False  # 200 whose body is not JSON (non-stream only)
     cut_stream_after: int | None = None  # stream: send this many SSE events, then drop the connection
     stream_error_after: int | None = None  # stream: after this many events, send an in-stream error event
+    interaction_status: str | None = None  # Interactions API status; default completed (requires_action if tools)
     text_chunks: int | None = None  # stream: this many text deltas (default: one per word)
     headers: dict[str, str] = field(default_factory=dict)  # extra response headers
     delay_s: float = 0.0  # seconds the server waits before answering (to make a client time out)
@@ -221,7 +227,12 @@ class _Handler(FakeRequestHandler):
 
     def _dispatch(self) -> None:
         body = self._read_json_body()
-        match = _MODEL_PATH.match(urlsplit(self.path).path)
+        path = urlsplit(self.path).path
+        interactions_match = _INTERACTIONS_PATH.match(path)
+        if interactions_match is not None and self.command == "POST":
+            self._answer_interaction(body, interactions_match["version"])
+            return
+        match = _MODEL_PATH.match(path)
         model = match["model"] if match else None
         version = match and match["version"]
         self.fake._record(RecordedRequest(self.command, self.path, self._lowered_headers(), body, model, version))
@@ -234,6 +245,22 @@ class _Handler(FakeRequestHandler):
         else:
             turn = self.fake._take_turn(str(model), body)
             self._answer(turn, streamed=match["method"] == _STREAM)
+
+    def _answer_interaction(self, body: dict[str, Any] | None, version: str) -> None:
+        model = (body or {}).get("model") or (body or {}).get("agent")
+        self.fake._record(RecordedRequest(self.command, self.path, self._lowered_headers(), body, model, version))
+        if body is None:
+            self._send_json(400, interactions.error_body(400, "Invalid JSON payload received."), {})
+            return
+        turn = self.fake._take_turn(str(model), {})
+        reply = turn.reply
+        if reply.status != 200:
+            self._send_json(reply.status, interactions.error_body(reply.status, reply.error_message), reply.headers)
+        elif body.get("stream") is True:
+            events = interactions.stream_events(reply, turn.number, turn.model)
+            self._send_stream(events, "text/event-stream", reply.headers, reply.cut_stream_after)
+        else:
+            self._send_json(200, interactions.interaction(reply, turn.number, turn.model), reply.headers)
 
     def _answer(self, turn: _Turn, streamed: bool) -> None:
         reply = turn.reply
