@@ -68,13 +68,11 @@ class Case:
         return f"{self.module}:{self.scenario}"
 
 
-NEEDS_12_1 = "needs issue 12.1 fix (openai with_streaming_response)"
-NEEDS_12_2 = "needs issue 12.2 fix (clients captured before instrument())"
 DSPY_NATIVE = "DSPy's default engine (its vendored native HTTP client) is not traced: use engine='litellm'"
 
 CASES = [
     Case("main", "openai_agents", "responses-plain"),
-    Case("main", "openai_agents", "responses-streamed", pending=NEEDS_12_1),
+    Case("main", "openai_agents", "responses-streamed"),  # with_streaming_response, read through our tee
     Case("main", "openai_agents", "chat_completions-plain"),
     Case("main", "openai_agents", "chat_completions-streamed", usage="estimated"),
     Case("main", "langchain", "invoke"),
@@ -103,14 +101,8 @@ CASES = [
     Case("openai2", "llama_index", "streaming", usage="estimated"),
     Case("openai2", "llama_index", "not-streaming"),
     Case("openai2", "instructor", "client-after-instrument", conversation="single", single_usage=(900, 30)),
-    Case(
-        "openai2",
-        "instructor",
-        "client-before-instrument",
-        conversation="single",
-        single_usage=(900, 30),
-        pending=NEEDS_12_2,
-    ),
+    # The client is built before instrument(): the Stainless request-path patch catches it.
+    Case("openai2", "instructor", "client-before-instrument", conversation="single", single_usage=(900, 30)),
     Case("openai2", "crewai", "crew"),
 ]
 
