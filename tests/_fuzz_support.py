@@ -262,7 +262,9 @@ def check_through_engine(request: Any, result: Any, recorder: Any, error: BaseEx
     span = recorder.tracer.start_span("fuzz")
     recorder.record_call(span, record, error)
     span.end()
-    assert not _safety._logged_hooks, _safety._logged_hooks
+    # Internal errors only: a one-time notice (a model with no known price) is not one.
+    errors = {hook for hook in set(_safety._logged_hooks) if not hook.startswith("prices:unknown:")}
+    assert not errors, errors
 
 
 def make_recorder() -> Any:
