@@ -30,7 +30,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _workloads import (  # noqa: E402
+from _workloads import (
     NullExporter,
     conversation,
     make_client,

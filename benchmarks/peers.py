@@ -100,6 +100,25 @@ def runner_env() -> dict[str, str]:
     return env
 
 
+def _run_round(
+    r: int, runners: list[Runner], calls: dict[str, int], raw: dict[str, Any], tokenizer: list[dict[str, float]]
+) -> None:
+    """Round ``r``: every workload once per configuration, in an order rotated (and reversed every other
+    round) so that drift and bursts of load hit every configuration alike."""
+    shift = r % len(runners)
+    order = runners[shift:] + runners[:shift]
+    if r % 2:
+        order.reverse()
+    for workload in WORKLOADS:
+        for runner in order:
+            answer = runner.run(workload, calls[workload], seed=r)
+            for metric, by_config in raw.items():
+                by_config[runner.config][workload].append(answer[metric])
+            if "encoded_tokens" in answer:
+                keys = ("encoded_tokens", "unique_tokens", "encode_cpu_s")
+                tokenizer.append({k: answer[k] for k in keys} | {"calls": len(answer["cpu"])})
+
+
 def measure(configs: list[str], rounds: int, calls: dict[str, int]) -> dict[str, Any]:
     """Run every round; returns raw per-call timings and tokenizer tallies per configuration."""
     pythons = {config: _venvs.ensure(config) for config in configs}
@@ -115,18 +134,7 @@ def measure(configs: list[str], rounds: int, calls: dict[str, int]) -> dict[str,
         for config in configs:  # one at a time: imports and warm-up stay out of each other's way
             runners.append(Runner(config, pythons[config], [url for _, url in servers], env))
         for r in range(rounds):
-            shift = r % len(runners)
-            order = runners[shift:] + runners[:shift]
-            if r % 2:
-                order.reverse()
-            for workload in WORKLOADS:
-                for runner in order:
-                    answer = runner.run(workload, calls[workload], seed=r)
-                    for metric, by_config in raw.items():
-                        by_config[runner.config][workload].append(answer[metric])
-                    if "encoded_tokens" in answer:
-                        keys = ("encoded_tokens", "unique_tokens", "encode_cpu_s")
-                        tokenizer.append({k: answer[k] for k in keys} | {"calls": len(answer["cpu"])})
+            _run_round(r, runners, calls, raw, tokenizer)
             for runner in runners:
                 if runner.config == "tokenkpi":
                     for clock, by_workload in runner.run("paired-stream", calls["stream"], seed=r).items():

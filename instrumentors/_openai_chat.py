@@ -204,10 +204,8 @@ class ChunkReader:
         models) except on a last chunk (one that finishes a choice or has none)."""
         get = _field
         result = self._result
-        if result.response_id is None:
-            result.response_id = get(chunk, "id") or None
-        if not result.response_model:
-            result.response_model = get(chunk, "model") or None
+        if result.response_id is None or not result.response_model:
+            self._feed_header(chunk)
         choices = get(chunk, "choices")
         if type(choices) is not list:
             choices = as_list(choices)
@@ -232,16 +230,28 @@ class ChunkReader:
                 self._feed_tool_calls(index, calls)
             legacy = get(delta, "function_call")
             if legacy is not None:
-                slot = self._tools.setdefault(index, {}).setdefault(-1, ["", "", []])
-                slot[1] = get(legacy, "name") or slot[1]
-                piece = get(legacy, "arguments")
-                if piece:
-                    slot[2].append(piece)
+                self._feed_legacy_call(index, legacy)
         usage = get(chunk, "usage")
         if usage is None and last:  # Groq sends a stream's usage in the final chunk's ``x_groq.usage``
             usage = get(get_rare(chunk, "x_groq"), "usage")
         if usage is not None:
             result.usage = read_usage(usage)
+
+    def _feed_header(self, chunk: Any) -> None:
+        """The response id and model, from the first chunk that has them (Azure's first has neither)."""
+        result = self._result
+        if result.response_id is None:
+            result.response_id = _field(chunk, "id") or None
+        if not result.response_model:
+            result.response_model = _field(chunk, "model") or None
+
+    def _feed_legacy_call(self, index: int, legacy: Any) -> None:
+        """A legacy ``function_call`` delta: one call per choice, kept at slot -1."""
+        slot = self._tools.setdefault(index, {}).setdefault(-1, ["", "", []])
+        slot[1] = _field(legacy, "name") or slot[1]
+        piece = _field(legacy, "arguments")
+        if piece:
+            slot[2].append(piece)
 
     def _feed_tool_calls(self, index: int, calls: Any) -> None:
         for call in as_list(calls):

@@ -317,12 +317,8 @@ def _span(span: Any, wanted: Mapping[str, str], resource: Resource) -> SpanRecor
     )
 
 
-def read_line(line: bytes | str, wanted: Mapping[str, str], by: str | None = None) -> LineSpans | None:
-    """The spans of one line that the report reads; ``None`` for a blank line or another signal's line.
-
-    ``wanted`` maps attribute names to INT/FLOAT/STR/ANY; ``by`` also reads that attribute from resources.
-    Raises :class:`MalformedLine` for anything else that is not a trace request, before returning any span.
-    """
+def _trace_request(line: bytes | str) -> dict[str, Any] | None:
+    """The line's trace request; None for a blank line or another signal's; MalformedLine otherwise."""
     if not line.strip():
         return None
     try:
@@ -335,6 +331,18 @@ def read_line(line: bytes | str, wanted: Mapping[str, str], by: str | None = Non
         if any(key in request for key in ("resourceMetrics", "resourceLogs", "resource_metrics", "resource_logs")):
             return None
         raise MalformedLine("no resourceSpans: not an OTLP/JSON trace request")
+    return request
+
+
+def read_line(line: bytes | str, wanted: Mapping[str, str], by: str | None = None) -> LineSpans | None:
+    """The spans of one line that the report reads; ``None`` for a blank line or another signal's line.
+
+    ``wanted`` maps attribute names to INT/FLOAT/STR/ANY; ``by`` also reads that attribute from resources.
+    Raises :class:`MalformedLine` for anything else that is not a trace request, before returning any span.
+    """
+    request = _trace_request(line)
+    if request is None:
+        return None
     total = 0
     spans: list[SpanRecord] = []
     for resource_spans in _list(request, "resourceSpans", "resource_spans", "request"):

@@ -77,7 +77,7 @@ def lines(path: str) -> Iterator[tuple[int, bytes, int]]:
         raise SpanFileError(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
         number = 0
-        for number, line in enumerate(stream, 1):  # noqa: B007 - the count outlives the loop
+        for number, line in enumerate(stream, 1):
             yield number, line, raw.tell()
     except (OSError, EOFError, zlib.error) as exc:
         raise SpanFileError(f"the file breaks off after line {number}: {exc}", after_line=number) from None

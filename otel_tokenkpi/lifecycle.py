@@ -37,11 +37,10 @@ from opentelemetry.trace import SpanKind
 
 from . import _wellformed
 from . import scope as call_scope
-from . import semconv as sc
 from ._safety import IN_MODEL_CALL, run_hook
 from .bodies import UnreadBody, watch_body
 from .record import CallRecord, CallRequest, CallResult, CallScope
-from .recorder import Recorder
+from .recorder import Recorder, call_identity_attributes
 from .streams import AsyncStreamProxy, SyncStreamProxy
 
 
@@ -254,13 +253,7 @@ def _is_stream(obj: Any, is_async: bool) -> bool:
 
 def _start_attributes(request: CallRequest) -> dict[str, Any]:
     """Attributes samplers may read: set at span start (semconv)."""
-    attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
-    if request.model:
-        attrs[sc.REQUEST_MODEL] = request.model
-    if request.server_address:
-        attrs[sc.SERVER_ADDRESS] = request.server_address
-    if request.server_port:
-        attrs[sc.SERVER_PORT] = request.server_port
+    attrs = call_identity_attributes(request)
     attrs.update(request.params)
     return attrs
 

@@ -222,19 +222,25 @@ class TokenKPISpanProcessor(SpanProcessor):
                 extra = self._foreign_call_attributes(span, started[0] if started is not None else None)
         if parent is not None and parent.span_id in self._wrappers:
             span = self._reparented(span, parent.span_id)
-        user_attributes = self._roots.pop(span_id, None)
-        if user_attributes is None and is_local_root:
-            user_attributes = {}  # a root started outside any attributes() block
-        if user_attributes is not None and context is not None:
-            rollup = ENGINE.end_trace(context.trace_id)
-            attributes = span.attributes or {}
-            is_task = _is_ours(span) and attributes.get(sc.OPERATION_NAME) == sc.INVOKE_WORKFLOW
-            if rollup is not None and rollup.has_content and not is_task:
-                extra.update(user_attributes)
-                extra.update(rollup.attributes())
+        extra.update(self._rollup_attributes(span, span_id, is_local_root))
         if not extra:
             return span
         return with_attributes(span, extra)
+
+    def _rollup_attributes(self, span: ReadableSpan, span_id: int, is_local_root: bool) -> dict[str, Any]:
+        """The trace's roll-up (with the user's attributes of its start) when ``span`` is the trace's local
+        root; task() spans carry their own roll-up already."""
+        user_attributes = self._roots.pop(span_id, None)
+        if user_attributes is None and is_local_root:
+            user_attributes = {}  # a root started outside any attributes() block
+        context = span.context
+        if user_attributes is None or context is None:
+            return {}
+        rollup = ENGINE.end_trace(context.trace_id)
+        is_task = _is_ours(span) and (span.attributes or {}).get(sc.OPERATION_NAME) == sc.INVOKE_WORKFLOW
+        if rollup is None or not rollup.has_content or is_task:
+            return {}
+        return {**user_attributes, **rollup.attributes()}
 
     # -- one GenAI span per model call: a foreign model-call span wrapping ours ------------------------
     def _our_call_in_wrapper(self, span: ReadableSpan, wrapper_id: int) -> ReadableSpan | None:

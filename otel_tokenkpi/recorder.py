@@ -20,7 +20,7 @@ from ._safety import _Switch, run_hook
 from .counting import ContextCounts
 from .engine import ENGINE, Assessment
 from .kpi_metrics import KPIMetrics
-from .record import CallRecord, CallRequest, Usage
+from .record import CallRecord, CallRequest, CallResult, Usage
 
 
 class Recorder:
@@ -82,53 +82,17 @@ class Recorder:
         span.set_attribute(sc.HTTP_REQUEST_RESEND_COUNT, attempt + 1)
 
     def _write_span(self, span: Span, record: CallRecord, assessment: Assessment, error: Any) -> None:
-        attrs: dict[str, Any] = {}
-        result = record.result
-        if result is not None:
-            if result.response_id:
-                attrs[sc.RESPONSE_ID] = result.response_id
-            if result.response_model:
-                attrs[sc.RESPONSE_MODEL] = result.response_model
-            if result.finish_reasons:
-                attrs[sc.RESPONSE_FINISH_REASONS] = result.finish_reasons
-            if result.output_type:
-                attrs[sc.OUTPUT_TYPE] = result.output_type
-            attrs.update(result.provider_attributes)
-            usage = assessment.usage
-            if usage is not None:
-                for key, value in (
-                    (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
-                    (sc.USAGE_OUTPUT_TOKENS, usage.output_tokens),
-                    (sc.USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
-                    (sc.USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens),
-                    (sc.USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
-                ):
-                    if value is not None:
-                        attrs[key] = value
+        attrs = _response_attributes(record.result, assessment.usage) if record.result is not None else {}
         attrs.update(assessment.attributes)
         if self.capture_content and record.request.operation != "embeddings":
-            limit = _attribute_length_limit(span)
-            attrs[sc.INPUT_MESSAGES] = content.input_messages_json(record.request, limit)
-            system = content.system_instructions_json(record.request, limit)
-            if system:
-                attrs[sc.SYSTEM_INSTRUCTIONS] = system
-            # A stream left early has no finish reason: its output is not a semconv output message.
-            if result is not None and record.complete and result.outputs:
-                attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result, limit)
+            attrs.update(_content_attributes(record, _attribute_length_limit(span)))
         if record.error_type is not None:
             attrs[sc.ERROR_TYPE] = record.error_type
             span.set_status(Status(StatusCode.ERROR, status_description(error) if error is not None else None))
         span.set_attributes(attrs)
 
     def _write_metrics(self, record: CallRecord, usage: Usage | None) -> None:
-        request = record.request
-        attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
-        if request.model:
-            attrs[sc.REQUEST_MODEL] = request.model
-        if request.server_address:
-            attrs[sc.SERVER_ADDRESS] = request.server_address
-        if request.server_port:
-            attrs[sc.SERVER_PORT] = request.server_port
+        attrs = call_identity_attributes(record.request)
         result = record.result
         if result is not None and result.response_model:
             attrs[sc.RESPONSE_MODEL] = result.response_model
@@ -141,6 +105,58 @@ class Recorder:
             self.token_usage.record(usage.input_tokens, {**attrs, sc.TOKEN_TYPE: "input"})
         if usage.output_tokens is not None:
             self.token_usage.record(usage.output_tokens, {**attrs, sc.TOKEN_TYPE: "output"})
+
+
+def call_identity_attributes(request: CallRequest) -> dict[str, Any]:
+    """Which call this is, in semconv terms: operation, provider, model and server. The span gets them at
+    start (samplers read them) and the GenAI metrics carry them, so both say the same."""
+    attrs: dict[str, Any] = {sc.OPERATION_NAME: request.operation, sc.PROVIDER_NAME: request.provider}
+    if request.model:
+        attrs[sc.REQUEST_MODEL] = request.model
+    if request.server_address:
+        attrs[sc.SERVER_ADDRESS] = request.server_address
+    if request.server_port:
+        attrs[sc.SERVER_PORT] = request.server_port
+    return attrs
+
+
+def _response_attributes(result: CallResult, usage: Usage | None) -> dict[str, Any]:
+    """What the response says: id, model, finish reasons, output type, usage (the engine's: the
+    provider's, or an estimate where it reported none) and the adapter's provider-specific facts."""
+    attrs: dict[str, Any] = {}
+    if result.response_id:
+        attrs[sc.RESPONSE_ID] = result.response_id
+    if result.response_model:
+        attrs[sc.RESPONSE_MODEL] = result.response_model
+    if result.finish_reasons:
+        attrs[sc.RESPONSE_FINISH_REASONS] = result.finish_reasons
+    if result.output_type:
+        attrs[sc.OUTPUT_TYPE] = result.output_type
+    attrs.update(result.provider_attributes)
+    if usage is not None:
+        for key, value in (
+            (sc.USAGE_INPUT_TOKENS, usage.input_tokens),
+            (sc.USAGE_OUTPUT_TOKENS, usage.output_tokens),
+            (sc.USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens),
+            (sc.USAGE_CACHE_WRITE_INPUT_TOKENS, usage.cache_write_tokens),
+            (sc.USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning_tokens),
+        ):
+            if value is not None:
+                attrs[key] = value
+    return attrs
+
+
+def _content_attributes(record: CallRecord, limit: int | None) -> dict[str, Any]:
+    """Opt-in content: input messages, system instructions and, for a completed call, output messages."""
+    attrs: dict[str, Any] = {sc.INPUT_MESSAGES: content.input_messages_json(record.request, limit)}
+    system = content.system_instructions_json(record.request, limit)
+    if system:
+        attrs[sc.SYSTEM_INSTRUCTIONS] = system
+    result = record.result
+    # A stream left early has no finish reason: its output is not a semconv output message.
+    if result is not None and record.complete and result.outputs:
+        attrs[sc.OUTPUT_MESSAGES] = content.output_messages_json(result, limit)
+    return attrs
 
 
 def _attribute_length_limit(span: Span) -> int | None:

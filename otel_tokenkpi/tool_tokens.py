@@ -158,22 +158,27 @@ class _Renderer:
         if "const" in schema:
             return _literal(schema["const"])
         if kind == "object" or "properties" in schema:
-            properties = schema.get("properties")
-            if not isinstance(properties, dict) or not properties:
-                return "object"
-            return "{\n" + self.properties(schema, properties, depth + 1) + "}"
+            return self.object_type(schema, depth)
         if kind == "array":
-            items = schema.get("items")
-            if not isinstance(items, dict):
-                return "any[]"
-            inner = self.type_of(items, depth + 1)
-            union = " | " in inner and not inner.startswith("{")
-            return f"({inner})[]" if union else f"{inner}[]"
+            return self.array_type(schema.get("items"), depth)
         if kind == "integer":
             return "number"
         if kind in ("string", "number", "boolean", "null"):
             return str(kind)
         return "any"
+
+    def object_type(self, schema: dict[str, Any], depth: int) -> str:
+        properties = schema.get("properties")
+        if not isinstance(properties, dict) or not properties:
+            return "object"
+        return "{\n" + self.properties(schema, properties, depth + 1) + "}"
+
+    def array_type(self, items: Any, depth: int) -> str:
+        if not isinstance(items, dict):
+            return "any[]"
+        inner = self.type_of(items, depth + 1)
+        union = " | " in inner and not inner.startswith("{")
+        return f"({inner})[]" if union else f"{inner}[]"
 
     def properties(self, schema: dict[str, Any], properties: dict[str, Any], depth: int) -> str:
         required = schema.get("required")

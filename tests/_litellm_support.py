@@ -12,21 +12,21 @@ import os
 
 os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
 
-from collections.abc import Callable, Iterator  # noqa: E402
-from importlib.metadata import version  # noqa: E402
-from typing import Any  # noqa: E402
+from collections.abc import Callable, Iterator
+from importlib.metadata import version
+from typing import Any
 
-import litellm  # noqa: E402
-import pytest  # noqa: E402
-from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM  # noqa: E402
-from _telemetry import Telemetry, instrumented_with  # noqa: E402
+import litellm
+import pytest
+from _planted_waste import ARGS, ARGS_REORDERED, ASK, BIG, PARAMETERS, RESULT_1, RESULT_2, SYSTEM
+from _telemetry import Telemetry, instrumented_with
 
-from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor  # noqa: E402
-from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor  # noqa: E402
-from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor  # noqa: E402
-from otel_tokenkpi.testing import fake_openai  # noqa: E402
-from otel_tokenkpi.testing.fake_anthropic import FakeAnthropicServer  # noqa: E402
-from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer  # noqa: E402
+from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
+from otel_tokenkpi.instrumentors.litellm import LiteLLMInstrumentor
+from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
+from otel_tokenkpi.testing import fake_openai
+from otel_tokenkpi.testing.fake_anthropic import FakeAnthropicServer
+from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer
 
 litellm.suppress_debug_info = True  # no "Give Feedback" banners in the test output
 

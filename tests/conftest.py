@@ -14,11 +14,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _telemetry import Telemetry, instrumented_with  # noqa: E402
-from seed_tiktoken_cache import seed  # noqa: E402
+from _telemetry import Telemetry, instrumented_with
+from seed_tiktoken_cache import seed
 
-from otel_tokenkpi import prices, tokens  # noqa: E402
-from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer  # noqa: E402
+from otel_tokenkpi import prices, tokens
+from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer
 
 
 def pytest_configure(config: Any) -> None:

@@ -1,4 +1,3 @@
-# ruff: noqa: F811 - pytest fixtures imported from the support modules are parameters here
 """Clients and bound methods captured before ``instrument()`` are traced (frameworks build clients at
 import time: instructor's ``from_openai(client)`` keeps ``client.chat.completions.create``; openai's
 ``with_raw_response`` binds ``create`` at first access). For openai, anthropic and groq the client's

@@ -85,7 +85,7 @@ def opener(unit: int, label: str) -> Any:
     return _span_in_conversation(label)
 
 
-class _span_in_conversation:  # noqa: N801 - used like a function, as a context manager
+class _span_in_conversation:
     def __init__(self, label: str) -> None:
         self.label = label
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _harness import main  # noqa: E402
+from _harness import main
 
 if __name__ == "__main__":
     module = importlib.import_module(f"fw_{sys.argv[1]}")
