@@ -90,12 +90,12 @@ def agent_conversation(
     """
     from otel_tokenkpi import semconv as sc
     from otel_tokenkpi.engine import ENGINE
-    from otel_tokenkpi.record import (
-        CallRecord,
+    from otel_tokenkpi.invocation import (
         CallRequest,
         CallResult,
-        CallScope,
+        CallSurroundings,
         ContextItem,
+        FinishedCall,
         OutputMessage,
         ToolCall,
         ToolDefinition,
@@ -128,7 +128,9 @@ def agent_conversation(
             outputs=[OutputMessage("", [ToolCall("search_docs", arguments, call_id)], "tool_calls")],
             usage=Usage(input_tokens=input_tokens, output_tokens=20, cache_read_tokens=cache_read),
         )
-        record = CallRecord(request, result, scope=CallScope(conversation_id=conversation_id, started_at=time.time()))
+        record = FinishedCall(
+            request, result, surroundings=CallSurroundings(conversation_id=conversation_id, started_at=time.time())
+        )
         prepared, elapsed = None, 0.0
         if prepare:
             start = time.perf_counter()
@@ -264,12 +266,12 @@ class MemoryResult:
 
 def small_record(rng: random.Random, conversation: int, step: int) -> Any:
     """A fresh 2-4 message request, as an adapter builds one for a call in a short conversation."""
-    from otel_tokenkpi.record import (
-        CallRecord,
+    from otel_tokenkpi.invocation import (
         CallRequest,
         CallResult,
-        CallScope,
+        CallSurroundings,
         ContextItem,
+        FinishedCall,
         OutputMessage,
         ToolCall,
         Usage,
@@ -290,7 +292,9 @@ def small_record(rng: random.Random, conversation: int, step: int) -> Any:
         outputs=[OutputMessage(words(rng, 40), [], "stop")],
         usage=Usage(input_tokens=40 + 20 * len(messages), output_tokens=12),
     )
-    return CallRecord(request, result, scope=CallScope(conversation_id=f"conv-{conversation}", started_at=time.time()))
+    return FinishedCall(
+        request, result, surroundings=CallSurroundings(conversation_id=f"conv-{conversation}", started_at=time.time())
+    )
 
 
 def measure_memory(calls: int, conversations: int, warm_up: int, repeat_every: int = 10) -> MemoryResult:
@@ -311,7 +315,9 @@ def measure_memory(calls: int, conversations: int, warm_up: int, repeat_every: i
         if previous is not None and i % repeat_every == 0:
             # Re-send the previous request unchanged in its conversation (a retry loop, a double submit).
             record = previous
-            record.scope = type(record.scope)(conversation_id=record.scope.conversation_id, started_at=time.time())
+            record.surroundings = type(record.surroundings)(
+                conversation_id=record.surroundings.conversation_id, started_at=time.time()
+            )
         else:
             record = small_record(rng, i % conversations, i // conversations)
         start = time.perf_counter()

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest, CallResult, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, Usage
 
 from . import _anthropic_messages as messages
 from ._shapes import get

@@ -29,7 +29,7 @@ import json
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import (
+from otel_tokenkpi.invocation import (
     AttributeValue,
     CallRequest,
     CallResult,

@@ -23,7 +23,15 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
+from otel_tokenkpi.invocation import (
+    CallRequest,
+    CallResult,
+    ContextItem,
+    OutputMessage,
+    ToolCall,
+    ToolDefinition,
+    Usage,
+)
 
 from ._shapes import ParamNames, as_list, compact_json, get, read_params, type_of
 

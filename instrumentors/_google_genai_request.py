@@ -15,7 +15,7 @@ import inspect
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import ContextItem, ToolCall, ToolDefinition
+from otel_tokenkpi.invocation import ContextItem, ToolCall, ToolDefinition
 
 from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_tokenkpi.record import CallRequest, CallResult, OutputMessage, ToolCall, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, OutputMessage, ToolCall, Usage
 
 from ._google_genai_request import part_text, read_function_call
 from ._shapes import as_list, get

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
 from ._shapes import get, param_number

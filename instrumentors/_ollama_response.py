@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from otel_tokenkpi.record import CallRequest, CallResult, OutputMessage, ToolCall, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, OutputMessage, ToolCall, Usage
 
 from ._ollama_request import read_output_calls
 from ._shapes import get

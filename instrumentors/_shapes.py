@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import CallRequest
+from otel_tokenkpi.invocation import CallRequest
 
 # openai/anthropic/groq (Stainless): NotGiven, Omit; mistralai (Speakeasy): Unset (its UNSET default, also the
 # value of fields a response omitted).

@@ -21,8 +21,8 @@ from typing import Any
 
 from otel_tokenkpi.helper_wrappers import deferred_call_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest
 
 from . import _anthropic_messages as messages
 from ._shapes import new_request
@@ -79,7 +79,7 @@ def _deferred(is_async: bool) -> Any:
 class AnthropicInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``anthropic`` SDK (entry point ``tokenkpi_anthropic``)."""
 
-    scope = "otel_tokenkpi.instrumentors.anthropic"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.anthropic"
     instruments = ("anthropic >= 0.43",)
 
     def patches(self) -> list[Patch]:

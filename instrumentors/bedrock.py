@@ -23,8 +23,8 @@ from typing import Any
 
 from otel_tokenkpi._safety import run_hook
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult
 from otel_tokenkpi.lifecycle import Endpoint, model_call_wrapper
-from otel_tokenkpi.record import CallRequest, CallResult
 
 from . import _anthropic_messages as anthropic_messages
 from . import _bedrock_anthropic as anthropic
@@ -168,7 +168,7 @@ def api_call_wrapper(recorder: Any) -> Callable[..., Any]:
 class BedrockInstrumentor(TokenKPIInstrumentor):
     """Instruments Amazon Bedrock Runtime calls made with boto3 (entry point ``tokenkpi_bedrock``)."""
 
-    scope = "otel_tokenkpi.instrumentors.bedrock"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.bedrock"
     # Converse and ConverseStream appeared in botocore 1.34.116 (boto3 1.34.116, 2024-05-30).
     instruments = ("botocore >= 1.34.116",)
 

@@ -37,8 +37,8 @@ from typing import Any
 
 from otel_tokenkpi.helper_wrappers import entered_call_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest, CallResult
 
 from . import _cohere_chat as chat
 from ._shapes import as_list, get, new_request, server_of
@@ -144,7 +144,7 @@ RAW_CHAT, RAW_CHAT_STREAM, RAW_EMBED = _raw(CHAT), _raw(CHAT_STREAM), _raw(EMBED
 class CohereInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``cohere`` SDK's v2 client (entry point ``tokenkpi_cohere``)."""
 
-    scope = "otel_tokenkpi.instrumentors.cohere"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.cohere"
     instruments = ("cohere >= 5.9.3",)
 
     def patches(self) -> list[Patch]:

@@ -28,8 +28,8 @@ from typing import Any
 
 from otel_tokenkpi.bodies import UnreadBody
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult, Usage
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest, CallResult, Usage
 
 from . import _google_genai_interactions as interaction_shapes
 from . import _google_genai_request as request_shapes
@@ -163,7 +163,7 @@ def _generate_methods() -> tuple[str, str]:
 class GoogleGenAIInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``google-genai`` SDK (entry point ``tokenkpi_google_genai``)."""
 
-    scope = "otel_tokenkpi.instrumentors.google_genai"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.google_genai"
     # 1.8.0 is the first whose usage_metadata keeps thoughts_token_count / tool_use_prompt_token_count (older
     # releases drop them: output and input tokens would be undercounted) and whose stream errors keep the message.
     instruments = ("google-genai >= 1.8.0",)

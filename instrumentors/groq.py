@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest
 
 from . import _openai_chat as chat
 from ._shapes import new_request
@@ -51,7 +51,7 @@ _CHAT = "groq.resources.chat.completions"
 class GroqInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``groq`` SDK (entry point ``tokenkpi_groq``)."""
 
-    scope = "otel_tokenkpi.instrumentors.groq"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.groq"
     # 0.4.0 is the first release with groq.resources.chat.completions.(Async)Completions.create.
     instruments = ("groq >= 0.4.0",)
 

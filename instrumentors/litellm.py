@@ -29,8 +29,8 @@ import sys
 from typing import Any
 
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest
 
 from . import _litellm_shapes as shapes
 from ._shapes import new_request, server_of
@@ -121,7 +121,7 @@ _CAPTURED = (
 class LiteLLMInstrumentor(TokenKPIInstrumentor):
     """Instruments ``litellm`` (entry point ``tokenkpi_litellm``)."""
 
-    scope = "otel_tokenkpi.instrumentors.litellm"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.litellm"
     instruments = ("litellm >= 1.94.0",)
     patch_when_imported = "litellm"
 

@@ -19,8 +19,8 @@ from typing import Any
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult, ContextItem, Usage
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _mistral_chat as chat
 from ._shapes import get, new_request, param_number, server_of
@@ -113,7 +113,7 @@ def _has_client_layout() -> bool:
 class MistralInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``mistralai`` SDK (entry point ``tokenkpi_mistral``)."""
 
-    scope = "otel_tokenkpi.instrumentors.mistral"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.mistral"
     instruments = ("mistralai >= 2.0.0",)
 
     def patches(self) -> list[Patch]:

@@ -24,8 +24,8 @@ from typing import Any
 
 from otel_tokenkpi._safety import log_once
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest, CallResult
 
 from . import _ollama_request as requests
 from . import _ollama_response as responses
@@ -113,7 +113,7 @@ def _installed_class(name: str) -> Any:
 class OllamaInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``ollama`` SDK (entry point ``tokenkpi_ollama``)."""
 
-    scope = "otel_tokenkpi.instrumentors.ollama"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.ollama"
     # 0.3.0 is the first release with embed() and tools; responses are dicts there, models from 0.4.0.
     instruments = ("ollama >= 0.3.0",)
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from otel_tokenkpi.helper_wrappers import stream_helper_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
+from otel_tokenkpi.invocation import CallRequest, CallResult, ContextItem, Usage
 from otel_tokenkpi.lifecycle import Endpoint
-from otel_tokenkpi.record import CallRequest, CallResult, ContextItem, Usage
 
 from . import _openai_chat as chat
 from . import _openai_responses as responses
@@ -135,7 +135,7 @@ def _ask_for_stream_usage(kwargs: dict[str, Any]) -> None:
 class OpenAIInstrumentor(TokenKPIInstrumentor):
     """Instruments the ``openai`` SDK (entry point ``tokenkpi_openai``)."""
 
-    scope = "otel_tokenkpi.instrumentors.openai"
+    instrumentation_scope = "otel_tokenkpi.instrumentors.openai"
     instruments = ("openai >= 1.40",)
 
     def patches(self) -> list[Patch]:

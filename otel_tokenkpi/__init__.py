@@ -5,7 +5,7 @@ One line: ``otel_tokenkpi.instrument()``. See README.md.
 
 from .api import attributes, conversation, record_outcome, task
 from .processor import TokenKPISpanProcessor
-from .setup import instrument, uninstrument
+from .sdk_setup import instrument, uninstrument
 from .version import __version__
 
 __all__ = [

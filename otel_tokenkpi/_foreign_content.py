@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import semconv as sc
-from .record import ContextItem, OutputMessage, ToolCall, ToolDefinition
+from .invocation import ContextItem, OutputMessage, ToolCall, ToolDefinition
 
 TOOL_DEFINITIONS = "gen_ai.tool.definitions"
 

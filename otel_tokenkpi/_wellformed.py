@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .record import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition
+from .invocation import CallRequest, CallResult, ContextItem, ToolCall, ToolDefinition
 
 _USAGE_FIELDS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 

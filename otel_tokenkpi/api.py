@@ -26,7 +26,7 @@ from ._safety import run_hook
 from .engine import ENGINE
 from .kpi_metrics import metric_user_attributes
 from .rollup import Rollup
-from .scope import CONVERSATION_ID, TASK_ROLLUPS, USER_ATTRIBUTES, current_conversation_id, validate_attributes
+from .surroundings import CONVERSATION_ID, TASK_ROLLUPS, USER_ATTRIBUTES, current_conversation_id, validate_attributes
 from .version import __version__
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -16,7 +16,7 @@ import json
 import os
 from typing import Any
 
-from .record import CallRequest, CallResult, ContextItem, ToolCall
+from .invocation import CallRequest, CallResult, ContextItem, ToolCall
 
 _ON_VALUES = {"true", "1", "yes", "span_only", "span_and_event"}
 

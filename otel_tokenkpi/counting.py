@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from . import tokens, tool_tokens
-from .record import CallRecord, CallRequest, ContextItem, ToolCall, ToolDefinition, Usage
+from .invocation import CallRequest, ContextItem, FinishedCall, ToolCall, ToolDefinition, Usage
 
 # OpenAI's documented chat framing (openai-cookbook "How to count tokens"):
 # each message costs 3 tokens besides its content, and every reply is primed
@@ -123,7 +123,7 @@ def count_tool_definitions(request: CallRequest) -> tuple[int, bool]:
     return counted.total, counted.exact
 
 
-def estimate_missing_usage(record: CallRecord, context: ContextCounts | None) -> Usage | None:
+def estimate_missing_usage(record: FinishedCall, context: ContextCounts | None) -> Usage | None:
     """Usage for a call whose provider reported none (a stream without
     ``include_usage``): output counted from the streamed text and tool-call
     arguments, input from the request's content plus documented framing.

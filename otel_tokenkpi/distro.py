@@ -7,7 +7,7 @@ are all named ``tokenkpi``; with no other distro or configurator installed they
 are picked without any setting.
 
 The configurator builds the SDK from the standard environment exactly as
-``instrument()`` does (one code path: ``setup._configure_sdk``), so
+``instrument()`` does (one code path: ``sdk_setup._configure_sdk``), so
 ``TokenKPISpanProcessor`` sits in front of the exporting processor and the
 trace roll-ups reach the backend. Our options come from
 ``OTEL_INSTRUMENTATION_TOKENKPI_*`` (options.py), read by each instrumentor as
@@ -21,7 +21,7 @@ from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 
-from . import options, setup
+from . import options, sdk_setup
 from ._safety import logger
 
 NAME = "tokenkpi"  # the entry point name of both, the value of OTEL_PYTHON_DISTRO / _CONFIGURATOR
@@ -52,6 +52,6 @@ class TokenKPIConfigurator:
         version = kwargs.get("auto_instrumentation_version")
         attributes = {"telemetry.auto.version": str(version)} if version else {}
         try:
-            setup._configure_sdk(bool(options.resolve().console), attributes)
+            sdk_setup._configure_sdk(bool(options.resolve().console), attributes)
         except Exception as exc:  # noqa: BLE001 - the app and the instrumentors still start
             logger.warning("otel-tokenkpi: could not configure the OpenTelemetry SDK: %r", exc, exc_info=exc)

@@ -29,8 +29,8 @@ from .counting import (
 )
 from .history import HistoryFold, fold_history, resume_point
 from .identity import request_fingerprint
+from .invocation import CallRequest, CallResult, CallSurroundings, FinishedCall, Usage
 from .kpi_metrics import KPIMetrics, metric_user_attributes
-from .record import CallRecord, CallRequest, CallResult, CallScope, Usage
 from .rollup import CallSummary, Rollup
 from .state import DEFAULT_BUDGET_BYTES, DEFAULT_TTL_S, BoundedStore, ConversationState
 from .waste import (
@@ -99,16 +99,16 @@ class Engine:
 
     # -- the per-call entry point ---------------------------------------------
     def call_attributes(
-        self, record: CallRecord, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
+        self, record: FinishedCall, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
     ) -> dict[str, Any]:
         """The call's ``tokenkpi.*`` attributes (:meth:`assess` without the usage)."""
         return self.assess(record, prepared, metrics).attributes
 
     def assess(
-        self, record: CallRecord, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
+        self, record: FinishedCall, prepared: Future[ContextCounts] | None = None, metrics: KPIMetrics | None = None
     ) -> Assessment:
         """Counts, rules, state, prices, roll-ups and metrics for one finished call, in that order."""
-        request, result, scope = record.request, record.result, record.scope
+        request, result, scope = record.request, record.result, record.surroundings
         attrs: dict[str, Any] = {}
         context, history = self._count_context(request, prepared)
         estimated = context is not None and not context.exact
@@ -155,7 +155,7 @@ class Engine:
             _remember_outcome_target(state, scope, usage)
         self._feed_rollups(record, context, usage, waste, attrs, duplicate_calls)
         kpi_metrics = metrics or self.default_metrics()
-        kpi_metrics.record_call(
+        kpi_metrics.add_call(
             record,
             waste.kinds,
             attrs.get(sc.COST_USD),
@@ -184,7 +184,7 @@ class Engine:
         return context, history
 
     # -- state ---------------------------------------------------------------
-    def _conversation_state(self, scope: CallScope) -> ConversationState | None:
+    def _conversation_state(self, scope: CallSurroundings) -> ConversationState | None:
         key = _conversation_key(scope)
         if key is None:
             return None
@@ -221,14 +221,14 @@ class Engine:
 
     def _feed_rollups(
         self,
-        record: CallRecord,
+        record: FinishedCall,
         context: ContextCounts | None,
         usage: Usage | None,
         waste: Waste,
         attrs: dict[str, Any],
         duplicate_calls: int,
     ) -> None:
-        scope = record.scope
+        scope = record.surroundings
         # A call that is its trace's root carries its own roll-up, set here before its span ends;
         # calls under a span feed the trace's roll-up, which the processor puts on the root.
         is_root = not scope.has_parent
@@ -291,7 +291,7 @@ def _model_of(request: CallRequest, result: CallResult | None) -> str | None:
     return (result.response_model if result is not None else None) or request.model
 
 
-def _conversation_key(scope: CallScope) -> Hashable | None:
+def _conversation_key(scope: CallSurroundings) -> Hashable | None:
     """gen_ai.conversation.id / conversation(id), else the trace when the call has a parent, else no state."""
     if scope.conversation_id:
         return ("conversation", scope.conversation_id)
@@ -300,7 +300,7 @@ def _conversation_key(scope: CallScope) -> Hashable | None:
     return None
 
 
-def _remember_outcome_target(state: ConversationState, scope: CallScope, usage: Usage | None) -> None:
+def _remember_outcome_target(state: ConversationState, scope: CallSurroundings, usage: Usage | None) -> None:
     with state.lock:
         if scope.trace_id and scope.span_id:
             state.last_span = (scope.trace_id, scope.span_id)

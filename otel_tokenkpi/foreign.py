@@ -1,4 +1,4 @@
-"""Read GenAI spans that other instrumentations emit into a CallRecord.
+"""Read GenAI spans that other instrumentations emit into a FinishedCall.
 
 TokenKPISpanProcessor feeds the waste engine with model calls it did not make
 itself: the official OpenTelemetry GenAI instrumentations and Anthropic's SDK
@@ -26,7 +26,7 @@ from opentelemetry.trace import StatusCode
 from . import _foreign_content as content
 from . import semconv as sc
 from ._foreign_content import string, structured
-from .record import AttributeValue, CallRecord, CallRequest, CallResult, Usage
+from .invocation import AttributeValue, CallRequest, CallResult, FinishedCall, Usage
 
 _GEN_AI_SYSTEM = "gen_ai.system"  # deprecated for gen_ai.provider.name; OpenLLMetry still sets it
 _LLM_REQUEST_TYPE = "llm.request.type"
@@ -134,7 +134,7 @@ def is_model_call_span(attributes: Mapping[str, Any]) -> bool:
     return _older_operation(attributes) is not None
 
 
-def record_from_span(span: ReadableSpan) -> CallRecord | None:
+def record_from_span(span: ReadableSpan) -> FinishedCall | None:
     """None when the span is not a model call."""
     attributes: Mapping[str, Any] = span.attributes or {}
     operation = _operation(attributes)
@@ -151,7 +151,7 @@ def record_from_span(span: ReadableSpan) -> CallRecord | None:
         result.response_model = string(attributes.get("llm.model_name"))
     start, end = span.start_time, span.end_time
     duration = (end - start) / 1e9 if isinstance(start, int) and isinstance(end, int) and end >= start else 0.0
-    return CallRecord(
+    return FinishedCall(
         request=_request(attributes, operation, indexed),
         result=result,
         error_type=_error_type(span, attributes),

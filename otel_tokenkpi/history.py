@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from .counting import count_item
 from .identity import item_fingerprint, tool_call_key
-from .record import CallRequest, ContextItem
+from .invocation import CallRequest, ContextItem
 
 # How far back from the end to look for a remembered fold: the new items of one turn.
 _MAX_NEW_ITEMS = 32

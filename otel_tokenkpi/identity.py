@@ -16,7 +16,7 @@ import os
 from typing import TYPE_CHECKING
 
 from . import semconv as sc
-from .record import CallRequest, ContextItem, ToolCall
+from .invocation import CallRequest, ContextItem, ToolCall
 
 if TYPE_CHECKING:
     from .history import HistoryFold

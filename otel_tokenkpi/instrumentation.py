@@ -86,9 +86,9 @@ def call_flavour(target: Callable[..., Any]) -> str:
 
 
 class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Subclasses set ``scope``, ``instruments`` and implement ``patches()``."""
+    """Subclasses set ``instrumentation_scope``, ``instruments`` and implement ``patches()``."""
 
-    scope = "otel_tokenkpi"
+    instrumentation_scope = "otel_tokenkpi"
     instruments: tuple[str, ...] = ()
     # A library slow to import (litellm: seconds, and a network fetch) is patched when the user imports
     # it, or at once if it already is: instrument() never imports it.
@@ -105,7 +105,7 @@ class TokenKPIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             if self._library_missing():
                 return
             self._recorder = Recorder(
-                self.scope,
+                self.instrumentation_scope,
                 __version__,
                 tracer_provider=kwargs.get("tracer_provider"),
                 meter_provider=kwargs.get("meter_provider"),

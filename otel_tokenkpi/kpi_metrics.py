@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 from . import semconv as sc
-from .record import CallRecord
+from .invocation import FinishedCall
 
 if TYPE_CHECKING:
     from .waste import WasteKind
@@ -41,9 +41,9 @@ class KPIMetrics:
             sc.METRIC_OUTCOMES, unit="{outcome}", description="Outcomes recorded with record_outcome()"
         )
 
-    def record_call(
+    def add_call(
         self,
-        record: CallRecord,
+        record: FinishedCall,
         waste_by_kind: dict[WasteKind, int],
         cost_usd: float | None,
         utilization: float | None,

@@ -35,11 +35,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from . import _wellformed
-from . import scope as call_scope
+from . import _wellformed, surroundings
 from ._safety import IN_MODEL_CALL, run_hook
 from .bodies import UnreadBody, watch_body
-from .record import CallRecord, CallRequest, CallResult, CallScope
+from .invocation import CallRequest, CallResult, CallSurroundings, FinishedCall
 from .recorder import Recorder, call_identity_attributes
 from .streams import AsyncStreamProxy, SyncStreamProxy
 
@@ -104,7 +103,7 @@ class ModelCall:
         "recorder",
         "endpoint",
         "request",
-        "scope",
+        "surroundings",
         "span",
         "_start",
         "_reader",
@@ -122,15 +121,17 @@ class ModelCall:
         self._ended = False
         self._resends = 0
         self._lock = threading.Lock()
-        self.scope: CallScope = run_hook("lifecycle.scope", call_scope.capture_start) or CallScope()
+        self.surroundings: CallSurroundings = (
+            run_hook("lifecycle.scope", surroundings.capture_start) or CallSurroundings()
+        )
         self.span = recorder.tracer.start_span(
             f"{request.operation} {request.model}" if request.model else request.operation,
             kind=SpanKind.CLIENT,
-            attributes={**call_scope.start_attributes(self.scope), **_start_attributes(request)},
+            attributes={**surroundings.start_attributes(self.surroundings), **_start_attributes(request)},
         )
         # Hooked on its own: the span has started, so a failure here must not lose the call (the span
         # would never end); the scope just lacks span ids, as for a non-recording span.
-        run_hook("lifecycle.span_ids", call_scope.set_span_ids, self.scope, self.span)
+        run_hook("lifecycle.span_ids", surroundings.set_span_ids, self.surroundings, self.span)
         self._prepared = run_hook("engine.prepare", recorder.prepare, request)
         self._start = time.perf_counter()
 
@@ -216,16 +217,16 @@ class ModelCall:
             if self._ended:
                 return
             self._ended = True
-        record = CallRecord(
+        record = FinishedCall(
             request=self.request,
             # Adapters record what they read; the engine and the span need the declared types.
             result=run_hook("lifecycle.wellformed_result", _wellformed.result, result, default=result),
             error_type=type(error).__qualname__ if error is not None else None,
             duration_s=time.perf_counter() - self._start,
             complete=complete,
-            scope=self.scope,
+            surroundings=self.surroundings,
         )
-        run_hook("lifecycle.record", self.recorder.record_call, self.span, record, error, self._prepared)
+        run_hook("lifecycle.record", self.recorder.write_call, self.span, record, error, self._prepared)
         self.span.end()
 
 

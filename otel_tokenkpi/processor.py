@@ -53,9 +53,9 @@ from . import semconv as sc
 from ._safety import IN_MODEL_CALL, log_once, run_hook
 from .engine import ENGINE, load_local_data
 from .foreign import _MARKER_KEYS, is_model_call_span, record_from_span
+from .invocation import CallSurroundings
 from .kpi_metrics import KPIMetrics
-from .record import CallScope
-from .scope import TASK_ROLLUPS, USER_ATTRIBUTES, current_conversation_id
+from .surroundings import TASK_ROLLUPS, USER_ATTRIBUTES, current_conversation_id
 
 OUR_SCOPE_PREFIX = "otel_tokenkpi"
 DEFAULT_LOAD_TIMEOUT_S = 5.0
@@ -104,7 +104,7 @@ class TokenKPISpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._roots: dict[int, dict[str, Any]] = {}  # open local roots: span id -> user attributes at start
         self._our_calls: set[int] = set()  # open model-call spans of ours
-        self._foreign_calls: dict[int, tuple[CallScope, SpanContext | None]] = {}  # open: scope, parent
+        self._foreign_calls: dict[int, tuple[CallSurroundings, SpanContext | None]] = {}  # open: scope, parent
         self._nested_in_ours: set[int] = set()  # foreign spans describing one of our calls
         self._wrappers: dict[int, _Wrapper] = {}  # foreign model-call spans with one of our calls inside
         self._our_wrapper: dict[int, int] = {}  # our open model-call span -> the foreign span around it
@@ -190,7 +190,7 @@ class TokenKPISpanProcessor(SpanProcessor):
             self._nested_in_ours.add(span_id)
             return
         user_attributes = USER_ATTRIBUTES.get()
-        scope = CallScope(
+        scope = CallSurroundings(
             user_attributes=user_attributes,
             conversation_id=current_conversation_id(user_attributes),
             rollups=TASK_ROLLUPS.get(),
@@ -303,12 +303,12 @@ class TokenKPISpanProcessor(SpanProcessor):
             load_local_data(remaining)
         self._data_awaited = True
 
-    def _foreign_call_attributes(self, span: ReadableSpan, start_scope: CallScope | None) -> dict[str, Any]:
+    def _foreign_call_attributes(self, span: ReadableSpan, start_scope: CallSurroundings | None) -> dict[str, Any]:
         record = record_from_span(span)
         if record is None:
             return {}
         self._await_data()
-        scope = start_scope or CallScope()
+        scope = start_scope or CallSurroundings()
         attributes = span.attributes or {}
         conversation_id = attributes.get(sc.CONVERSATION_ID)
         if isinstance(conversation_id, str) and conversation_id:
@@ -317,7 +317,7 @@ class TokenKPISpanProcessor(SpanProcessor):
             scope.trace_id, scope.span_id = span.context.trace_id, span.context.span_id
         scope.has_parent = span.parent is not None
         scope.started_at = (span.start_time or 0) / 1e9
-        record.scope = scope
+        record.surroundings = scope
         computed = ENGINE.call_attributes(record, None, self._metrics)
         # What the span already says (its own usage, a peer's cost) is left as it is.
         return {key: value for key, value in computed.items() if key not in attributes}

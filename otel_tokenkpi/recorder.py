@@ -19,8 +19,8 @@ from . import semconv as sc
 from ._safety import _Switch, run_hook
 from .counting import ContextCounts
 from .engine import ENGINE, Assessment
+from .invocation import CallRequest, CallResult, FinishedCall, Usage
 from .kpi_metrics import KPIMetrics
-from .record import CallRecord, CallRequest, CallResult, Usage
 
 
 class Recorder:
@@ -53,10 +53,10 @@ class Recorder:
         """At call start: lets the engine work while the request is in flight."""
         return ENGINE.prepare(request)
 
-    def record_call(
+    def write_call(
         self,
         span: Span,
-        record: CallRecord,
+        record: FinishedCall,
         error: BaseException | None,
         prepared: Future[ContextCounts] | None = None,
     ) -> None:
@@ -81,7 +81,7 @@ class Recorder:
         span.add_event(sc.EVENT_RETRY, attrs)
         span.set_attribute(sc.HTTP_REQUEST_RESEND_COUNT, attempt + 1)
 
-    def _write_span(self, span: Span, record: CallRecord, assessment: Assessment, error: Any) -> None:
+    def _write_span(self, span: Span, record: FinishedCall, assessment: Assessment, error: Any) -> None:
         attrs = _response_attributes(record.result, assessment.usage) if record.result is not None else {}
         attrs.update(assessment.attributes)
         if self.capture_content and record.request.operation != "embeddings":
@@ -91,7 +91,7 @@ class Recorder:
             span.set_status(Status(StatusCode.ERROR, status_description(error) if error is not None else None))
         span.set_attributes(attrs)
 
-    def _write_metrics(self, record: CallRecord, usage: Usage | None) -> None:
+    def _write_metrics(self, record: FinishedCall, usage: Usage | None) -> None:
         attrs = call_identity_attributes(record.request)
         result = record.result
         if result is not None and result.response_model:
@@ -146,7 +146,7 @@ def _response_attributes(result: CallResult, usage: Usage | None) -> dict[str, A
     return attrs
 
 
-def _content_attributes(record: CallRecord, limit: int | None) -> dict[str, Any]:
+def _content_attributes(record: FinishedCall, limit: int | None) -> dict[str, Any]:
     """Opt-in content: input messages, system instructions and, for a completed call, output messages."""
     attrs: dict[str, Any] = {sc.INPUT_MESSAGES: content.input_messages_json(record.request, limit)}
     system = content.system_instructions_json(record.request, limit)

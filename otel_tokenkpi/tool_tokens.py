@@ -5,7 +5,7 @@ Providers do not bill the JSON of a tool schema. OpenAI shows the model a TypeSc
 optional properties ``?:``, enums as unions of literals, ``T | null`` for nullable types) and bills
 its tokens plus a small framing; Anthropic adds a fixed tool-use system prompt to every request
 that has tools. So a request's tool-definition tokens are: per tool, what that tool's own text
-bills (cached on its :class:`~otel_tokenkpi.record.ToolDefinition`, summed by the "unused tool
+bills (cached on its :class:`~otel_tokenkpi.invocation.ToolDefinition`, summed by the "unused tool
 definitions" roll-up), plus a per-request overhead (the namespace wrapper and framing, or the
 tool-use system prompt) that belongs to tool definitions as a whole.
 
@@ -21,7 +21,7 @@ from functools import lru_cache
 from typing import Any
 
 from . import tokens
-from .record import ToolDefinition
+from .invocation import ToolDefinition
 
 # -- the per-provider constants, one table (sources: docs/tool-token-counting.md) ----------------
 

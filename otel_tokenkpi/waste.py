@@ -19,7 +19,7 @@ from .cache_rules import CacheRule
 from .counting import count_item, count_tool_call
 from .history import HistoryFold
 from .identity import tool_call_key
-from .record import CallRequest, CallResult, ContextItem, ToolCall, Usage
+from .invocation import CallRequest, CallResult, ContextItem, ToolCall, Usage
 from .state import ConversationState
 
 

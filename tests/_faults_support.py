@@ -102,7 +102,7 @@ class Driver:
 
     @property
     def scope(self) -> str:
-        return str(self.instrumentors[0].scope)
+        return str(self.instrumentors[0].instrumentation_scope)
 
     def endpoint(self, mode: str) -> str:
         return self.plain_endpoint if mode in ("plain", "error") else self.stream_endpoint

@@ -177,7 +177,7 @@ def kwargs_for(provider: str, top: tuple[str, ...]) -> st.SearchStrategy[dict[st
 
 def check_request(request: Any) -> None:
     """What the engine relies on in an adapter's CallRequest, whatever the adapter read."""
-    from otel_tokenkpi.record import CallRequest
+    from otel_tokenkpi.invocation import CallRequest
 
     assert isinstance(request, CallRequest)
     assert request.model is None or isinstance(request.model, str)
@@ -194,7 +194,7 @@ def check_request(request: Any) -> None:
 
 def check_result(result: Any) -> None:
     """What the engine relies on in a CallResult: usage numbers are non-negative ints (it adds and caps them)."""
-    from otel_tokenkpi.record import CallResult
+    from otel_tokenkpi.invocation import CallResult
 
     assert isinstance(result, CallResult)
     for output in result.outputs:
@@ -232,10 +232,10 @@ def check_through_engine(request: Any, result: Any, recorder: Any, error: BaseEx
     from otel_tokenkpi import _safety, content, counting
     from otel_tokenkpi import semconv as sc
     from otel_tokenkpi.engine import ENGINE
-    from otel_tokenkpi.record import CallRecord
+    from otel_tokenkpi.invocation import FinishedCall
 
     _safety._reset_logged_for_tests()
-    record = CallRecord(request, result, error_type=type(error).__qualname__ if error is not None else None)
+    record = FinishedCall(request, result, error_type=type(error).__qualname__ if error is not None else None)
     attrs = ENGINE.call_attributes(record)
     for key, value in attrs.items():
         assert is_attribute_value(value), (key, value)
@@ -260,7 +260,7 @@ def check_through_engine(request: Any, result: Any, recorder: Any, error: BaseEx
             json.loads(text)
             text.encode("utf-8")  # OTLP drops (and logs) an attribute that is not valid UTF-8
     span = recorder.tracer.start_span("fuzz")
-    recorder.record_call(span, record, error)
+    recorder.write_call(span, record, error)
     span.end()
     # Internal errors only: a one-time notice (a model with no known price) is not one.
     errors = {hook for hook in set(_safety._logged_hooks) if not hook.startswith("prices:unknown:")}

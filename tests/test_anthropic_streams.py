@@ -15,7 +15,7 @@ from anthropic.types import RawMessageDeltaEvent, RawMessageStartEvent
 
 from otel_tokenkpi.instrumentors import _anthropic_messages as shapes
 from otel_tokenkpi.instrumentors.anthropic import AnthropicInstrumentor
-from otel_tokenkpi.record import CallRequest
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.testing.fake_anthropic import Reply, ToolCall
 
 # Fixtures of the provider's support module (fake server, client, telemetry).

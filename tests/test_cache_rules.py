@@ -11,7 +11,7 @@ import pytest
 
 from otel_tokenkpi import cache_rules
 from otel_tokenkpi.breakdown import reconcile
-from otel_tokenkpi.record import Usage
+from otel_tokenkpi.invocation import Usage
 from otel_tokenkpi.waste import uncached_resent_tokens
 
 

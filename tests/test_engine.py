@@ -11,11 +11,11 @@ from _telemetry import check_in_forked_child
 
 from otel_tokenkpi import counting, engine, tokens
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.record import (
-    CallRecord,
+from otel_tokenkpi.invocation import (
     CallRequest,
     CallResult,
     ContextItem,
+    FinishedCall,
     OutputMessage,
     ToolCall,
     ToolDefinition,
@@ -59,7 +59,7 @@ def test_context_breakdown_counts_each_part(loaded_data):
 def test_unknown_model_is_estimated_and_flagged(loaded_data):
     req = request()
     req.model = "some-local-llama"
-    attrs = engine.Engine().call_attributes(CallRecord(req, CallResult(outputs=[OutputMessage("hi", [], "stop")])))
+    attrs = engine.Engine().call_attributes(FinishedCall(req, CallResult(outputs=[OutputMessage("hi", [], "stop")])))
     assert attrs["tokenkpi.tokens.estimated"] is True
     assert attrs["tokenkpi.context.system_tokens"] == tokens.estimate_tokens("Be brief and exact.")
     assert "tokenkpi.cost.usd" not in attrs  # no price for an unknown model: absent, no error
@@ -73,7 +73,7 @@ def test_large_new_context_is_counted_in_the_background(loaded_data):
     counts = future.result(timeout=10)
     assert counts.tool_results == n(big)
     assert engine.ENGINE.prepare(req) is None  # everything is counted now: nothing to hand off
-    attrs = engine.ENGINE.call_attributes(CallRecord(req, CallResult()), future)
+    attrs = engine.ENGINE.call_attributes(FinishedCall(req, CallResult()), future)
     assert attrs["tokenkpi.context.tool_results_tokens"] == n(big)
 
 

@@ -23,7 +23,7 @@ from _faults_drivers import DRIVERS
 from _faults_support import Driver, Rig
 
 import otel_tokenkpi.lifecycle as lifecycle
-import otel_tokenkpi.scope as call_scope
+import otel_tokenkpi.surroundings as surroundings
 from otel_tokenkpi import _safety
 from otel_tokenkpi.engine import ENGINE
 from otel_tokenkpi.lifecycle import Endpoint
@@ -91,11 +91,11 @@ FAULTS: dict[str, Fault] = {
         STREAMS, "{endpoint}.stream_result", endpoint_field="stream_reader", replace=_broken_reader("result")
     ),
     # The lifecycle, recorder, engine and processor: shared by all, reached through each instrumentor.
-    "scope": Fault(ALL, "lifecycle.scope", target=(call_scope, "capture_start")),
+    "scope": Fault(ALL, "lifecycle.scope", target=(surroundings, "capture_start")),
     "start_span": Fault(ALL, "lifecycle.start_span", target=(lifecycle, "_start_attributes"), spans=0),
-    "span_ids": Fault(ALL, "lifecycle.span_ids", target=(call_scope, "set_span_ids")),
+    "span_ids": Fault(ALL, "lifecycle.span_ids", target=(surroundings, "set_span_ids")),
     "prepare": Fault(ALL, "engine.prepare", target=(Recorder, "prepare")),
-    "record_call": Fault(ALL, "lifecycle.record", target=(Recorder, "record_call")),
+    "write_call": Fault(ALL, "lifecycle.record", target=(Recorder, "write_call")),
     "assess": Fault(ALL, "engine.assess", target=(ENGINE, "assess")),
     "write_span": Fault(ALL, "recorder.span_attributes", target=(Recorder, "_write_span")),
     "write_metrics": Fault(ALL, "recorder.metrics", target=(Recorder, "_write_metrics")),

@@ -1,4 +1,4 @@
-"""Foreign GenAI spans -> CallRecord (otel_tokenkpi.foreign).
+"""Foreign GenAI spans -> FinishedCall (otel_tokenkpi.foreign).
 
 Spans are real OpenTelemetry SDK spans (TracerProvider + InMemorySpanExporter), started with the
 attributes each instrumentation writes, ended, and read back as ReadableSpans. The attribute shapes
@@ -14,11 +14,11 @@ from typing import Any
 from _foreign_support import emit
 
 from otel_tokenkpi.foreign import is_model_call_span, record_from_span
-from otel_tokenkpi.record import (
-    CallRecord,
+from otel_tokenkpi.invocation import (
     CallRequest,
     CallResult,
     ContextItem,
+    FinishedCall,
     OutputMessage,
     ToolCall,
     ToolDefinition,
@@ -127,7 +127,7 @@ SEMCONV_ATTRIBUTES: dict[str, Any] = {
 def test_semconv_tool_calling_turn() -> None:
     record = record_from_span(emit(SEMCONV_ATTRIBUTES))
 
-    assert record == CallRecord(
+    assert record == FinishedCall(
         request=CallRequest(
             operation="chat",
             provider="openai",
@@ -305,7 +305,7 @@ def test_openllmetry_tool_calling_turn() -> None:
     record = record_from_span(emit(attributes))
 
     paris, rome, oslo = (json.dumps({"city": c}) for c in ("Paris", "Rome", "Oslo"))
-    assert record == CallRecord(
+    assert record == FinishedCall(
         request=CallRequest(
             operation="chat",
             provider="openai",
@@ -449,7 +449,7 @@ def test_openinference_tool_calling_turn() -> None:
     record = record_from_span(emit(attributes))
 
     paris, rome, oslo = (json.dumps({"city": c}) for c in ("Paris", "Rome", "Oslo"))
-    assert record == CallRecord(
+    assert record == FinishedCall(
         request=CallRequest(
             operation="chat",
             provider="openai",

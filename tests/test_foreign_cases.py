@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Status, StatusCode
 
 from otel_tokenkpi.foreign import is_model_call_span, record_from_span
-from otel_tokenkpi.record import CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
+from otel_tokenkpi.invocation import CallResult, ContextItem, OutputMessage, ToolCall, ToolDefinition, Usage
 
 SYSTEM = "You are a weather bot."
 

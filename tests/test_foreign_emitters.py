@@ -23,7 +23,7 @@ from test_processor_foreign import Pipeline
 
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.foreign import record_from_span
-from otel_tokenkpi.record import ContextItem, ToolCall
+from otel_tokenkpi.invocation import ContextItem, ToolCall
 
 O200K = tiktoken.get_encoding("o200k_base")
 SYSTEM, ASK, RESULT, ARGS = "You are a weather bot.", "Weather in Paris?", "18C sunny", '{"city":"Paris"}'

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.identity import canonical_json, tool_call_key
 from otel_tokenkpi.instrumentors.google_genai import GoogleGenAIInstrumentor
-from otel_tokenkpi.record import ToolCall
+from otel_tokenkpi.invocation import ToolCall
 from otel_tokenkpi.testing import fake_gemini
 from otel_tokenkpi.testing.fake_openai import Reply
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 
 from otel_tokenkpi.history import HistoryFold, fold_history, resume_point
-from otel_tokenkpi.record import CallRequest, ContextItem, ToolCall
+from otel_tokenkpi.invocation import CallRequest, ContextItem, ToolCall
 
 
 def fresh(items: list[ContextItem], exempt: frozenset[str] = frozenset()) -> HistoryFold:

@@ -17,7 +17,7 @@ from _litellm_support import MESSAGES
 from litellm import completion as completion_imported_early  # bound before any instrument()
 from opentelemetry.trace import SpanKind, StatusCode
 
-from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing import fake_anthropic
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
 from otel_tokenkpi.tool_tokens import count_request_tools

@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 
 from otel_tokenkpi.instrumentors import _mistral_chat
 from otel_tokenkpi.instrumentors.mistral import MistralInstrumentor
-from otel_tokenkpi.record import CallRequest
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.testing.fake_mistral import Reply, ToolCall
 
 mistral_server, mfake, mclient, mtelemetry = (

@@ -15,7 +15,7 @@ from _ollama_support import MODEL, USER, WEATHER_TOOL, as_plain, at, estimate
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors import _ollama_response as shapes
 from otel_tokenkpi.instrumentors.ollama import OllamaInstrumentor
-from otel_tokenkpi.record import CallRequest
+from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.testing.fake_ollama import Reply, ToolCall
 
 # Fixtures of the provider's support module (fake server, client, telemetry).

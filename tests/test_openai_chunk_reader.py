@@ -10,7 +10,7 @@ from typing import Any
 from openai.types.chat import ChatCompletionChunk
 
 from otel_tokenkpi.instrumentors._openai_chat import ChunkReader
-from otel_tokenkpi.record import CallRequest
+from otel_tokenkpi.invocation import CallRequest
 
 
 def _chunk(choices: list[dict[str, Any]], usage: dict[str, Any] | None = None, model: str = "gpt-4o") -> dict:

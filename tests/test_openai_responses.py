@@ -21,7 +21,7 @@ import tiktoken
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
 from otel_tokenkpi.tool_tokens import count_request_tools
 

@@ -11,7 +11,8 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_tokenkpi
-from otel_tokenkpi import options, prices, setup
+from otel_tokenkpi import options, prices
+from otel_tokenkpi import sdk_setup as setup
 from otel_tokenkpi.engine import ENGINE
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor

@@ -30,7 +30,7 @@ from test_foreign import (
 from otel_tokenkpi import TokenKPISpanProcessor
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")

@@ -62,7 +62,8 @@ PRELUDE = textwrap.dedent(
     import openai
     from opentelemetry import metrics, trace
     import otel_tokenkpi
-    from otel_tokenkpi import prices, setup as tk_setup, tokens
+    from otel_tokenkpi import prices, tokens
+    from otel_tokenkpi import sdk_setup as tk_setup
 
     client = openai.OpenAI(api_key="sk-test", base_url=os.environ["FAKE_URL"] + "/v1", max_retries=0)
 

@@ -9,7 +9,7 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 import otel_tokenkpi
-from otel_tokenkpi import setup
+from otel_tokenkpi import sdk_setup as setup
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from otel_tokenkpi import tokens
 from otel_tokenkpi.counting import count_tool_definitions
-from otel_tokenkpi.record import CallRequest, ContextItem, ToolDefinition
+from otel_tokenkpi.invocation import CallRequest, ContextItem, ToolDefinition
 from otel_tokenkpi.tool_tokens import (
     anthropic_tool_prompt_tokens,
     count_request_tools,

@@ -205,9 +205,8 @@ def test_a_method_missing_from_the_sdk_warns_once_and_the_rest_is_instrumented(
     assert not [r for r in ours if "internal error" in r.getMessage()], [r.getMessage() for r in ours]
     assert not hasattr(owner, case.method)  # we did not put anything in its place
 
-    spans = [
-        s for s in telemetry.spans() if s.instrumentation_scope and s.instrumentation_scope.name == instrumentor.scope
-    ]
+    ours = instrumentor.instrumentation_scope
+    spans = [s for s in telemetry.spans() if s.instrumentation_scope and s.instrumentation_scope.name == ours]
     if case.call is None:
         assert spans == []
         return

@@ -25,7 +25,7 @@ import otel_tokenkpi
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.instrumentors._shapes import compact_json
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
 from otel_tokenkpi.tool_tokens import ToolDefinitionTokens, count_request_tools
 
@@ -510,7 +510,7 @@ def test_nothing_in_the_user_api_breaks_on_bad_input():
         otel_tokenkpi.task(None)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         otel_tokenkpi.record_outcome(True, trace_id="not-hex")
-    from otel_tokenkpi.scope import USER_ATTRIBUTES
+    from otel_tokenkpi.surroundings import USER_ATTRIBUTES
 
     with otel_tokenkpi.attributes(ok=(1, 2, 3)):  # the API still works after the errors above
         assert USER_ATTRIBUTES.get() == {"ok": [1, 2, 3]}

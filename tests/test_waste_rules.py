@@ -7,7 +7,7 @@ import pytest
 from otel_tokenkpi import semconv as sc
 from otel_tokenkpi.history import HistoryFold, fold_history
 from otel_tokenkpi.identity import canonical_json, request_fingerprint
-from otel_tokenkpi.record import (
+from otel_tokenkpi.invocation import (
     CallRequest,
     CallResult,
     ContextItem,

@@ -89,7 +89,7 @@ APP = textwrap.dedent(
             chunks = client.chat.completions.create(model=model, messages=messages[:1], stream=True)
             streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-    from otel_tokenkpi import options, setup
+    from otel_tokenkpi import options, sdk_setup as setup
     from otel_tokenkpi.engine import ENGINE
     provider = trace.get_tracer_provider()
     print("{MARK}" + json.dumps({{

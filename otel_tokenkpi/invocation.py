@@ -159,7 +159,7 @@ class CallResult:
 
 
 @dataclass(slots=True)
-class CallScope:
+class CallSurroundings:
     """Where a call ran, captured when it started: the user's blocks and the trace.
 
     The engine keys conversation state and feeds roll-ups from this; it is read
@@ -176,7 +176,7 @@ class CallScope:
 
 
 @dataclass(slots=True)
-class CallRecord:
+class FinishedCall:
     """A finished model call as the engine sees it."""
 
     request: CallRequest
@@ -186,4 +186,4 @@ class CallRecord:
     # False for a stream left before its end (closed, exited, abandoned, failed):
     # what the model produced and billed was not all seen.
     complete: bool = True
-    scope: CallScope = field(default_factory=CallScope)
+    surroundings: CallSurroundings = field(default_factory=CallSurroundings)

@@ -1,7 +1,7 @@
 """The user's blocks, as context variables the lifecycle reads at call start.
 
 ``attributes()``, ``conversation()`` and ``task()`` (see :mod:`otel_tokenkpi.api`)
-set these; every model call captures them into a :class:`CallScope` when it
+set these; every model call captures them into a :class:`CallSurroundings` when it
 starts, because a stream may be consumed (and end) outside the block.
 Context variables follow asyncio tasks and ``contextvars.copy_context()``, so
 concurrent conversations never see each other's values.
@@ -17,7 +17,7 @@ from typing import Any
 from opentelemetry import trace
 
 from . import semconv as sc
-from .record import AttributeValue, CallScope
+from .invocation import AttributeValue, CallSurroundings
 
 # The default is never mutated: blocks always set a new dict.
 USER_ATTRIBUTES: contextvars.ContextVar[dict[str, AttributeValue]] = contextvars.ContextVar(
@@ -65,11 +65,11 @@ def current_conversation_id(user_attributes: Mapping[str, Any]) -> str | None:
     return str(value) if value else CONVERSATION_ID.get()
 
 
-def capture_start() -> CallScope:
+def capture_start() -> CallSurroundings:
     """The scope of a call about to start (before its span exists)."""
     user_attributes = USER_ATTRIBUTES.get()
     parent = trace.get_current_span().get_span_context()
-    return CallScope(
+    return CallSurroundings(
         user_attributes=user_attributes,
         conversation_id=current_conversation_id(user_attributes),
         has_parent=parent.is_valid,
@@ -78,13 +78,13 @@ def capture_start() -> CallScope:
     )
 
 
-def set_span_ids(scope: CallScope, span: Any) -> None:
+def set_span_ids(scope: CallSurroundings, span: Any) -> None:
     context = span.get_span_context()
     if context.is_valid:
         scope.trace_id, scope.span_id = context.trace_id, context.span_id
 
 
-def start_attributes(scope: CallScope) -> dict[str, AttributeValue]:
+def start_attributes(scope: CallSurroundings) -> dict[str, AttributeValue]:
     """What a span started inside the user's blocks carries."""
     attrs = dict(scope.user_attributes)
     if scope.conversation_id:
