@@ -1,5 +1,5 @@
-"""A process that forks after ``instrument()`` (gunicorn pre-fork, multiprocessing "fork"): parent and children
-keep producing correct spans, no lock is inherited held, background loading restarts in the child.
+"""A process that forks (gunicorn pre-fork, multiprocessing "fork"): parent and children keep producing correct
+spans, no lock is inherited held, background loading restarts in the child.
 
 Each scenario runs in a fresh interpreter (``HARNESS`` below, started with ``subprocess``), so that the
 tokenizer and genai-prices are NOT loaded yet when it forks, and the fork lands exactly where it hurts:
@@ -8,6 +8,11 @@ tokenizer and genai-prices are NOT loaded yet when it forks, and the fork lands 
   for a moment, as a slow disk would), and while the tokenizer loader has not finished;
 * while other threads hold our locks: the engine's state store, the token-count cache, the tokenizer
   loader's lock, the background counter's lock, and the log-once lock.
+
+``instrument()`` waits (bounded) until both loaders finished, so a fork after it finds them done. The loaders
+are therefore started directly, as ``instrument()`` starts them, and the first child is forked before the parent
+instruments: it instruments itself after the fork (gunicorn's ``post_fork`` pattern), on loaders it inherited
+mid-import. A second child, forked once the parent has instrumented and loaded everything, inherits both.
 
 The children (``os.fork()`` and ``multiprocessing`` with the "fork" start method) make real OpenAI SDK calls
 to the fake server and report their spans' attributes through a pipe / queue, under a watchdog: a child
@@ -83,7 +88,20 @@ HARNESS = textwrap.dedent(
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(TokenKPISpanProcessor(SimpleSpanProcessor(exporter)))
-    OpenAIInstrumentor().instrument(tracer_provider=provider, meter_provider=MeterProvider())  # starts both loaders
+    # What instrument() starts, without its wait for the end: the first fork lands while they import.
+    tokens.start_loading()
+    prices.start_loading()
+
+
+    def instrument():
+        """instrument() once per process: in the first child after the fork, in the parent after it."""
+        instrumentor = OpenAIInstrumentor()
+        inherited = instrumentor.is_instrumented_by_opentelemetry
+        if not inherited:
+            instrumentor.instrument(tracer_provider=provider, meter_provider=MeterProvider())
+        return inherited
+
+
     server = FakeOpenAIServer().start()
     server.default_reply = Reply(text=None, tool_calls=[ToolCall("lookup", '{"city": "Paris"}')], prompt_tokens=900)
     RESULT = "Paris: 21 degrees, sunny, light wind from the west. " * 60  # > 2 KB: the background counter counts it
@@ -115,6 +133,7 @@ HARNESS = textwrap.dedent(
         log = lambda: (_safety.log_once("fork-test", message="child logs"), done.set())  # noqa: E731
         threading.Thread(target=log, daemon=True).start()
         report["log_once"] = done.wait(10)
+        report["inherited_instrumentation"] = instrument()
         report["spans"] = calls()
         return report
 
@@ -176,6 +195,7 @@ HARNESS = textwrap.dedent(
     forked_while_importing = prices._snapshots is None and not tokens.is_loaded("o200k_base")
     children = [fork_child() if "mp" not in MODE else mp_child()]
     release.set()
+    assert not instrument()
     assert tokens.wait_until_loaded(30) and prices.wait_until_loaded(30)
     parent_spans = calls()
     children.append(fork_child() if "mp" not in MODE else mp_child())  # a later fork, all loaded
@@ -205,6 +225,8 @@ def check(result: dict) -> None:
         assert "error" not in child, child
         assert child["tokens_loaded"] and child["prices_loaded"] and child["log_once"]
         assert child["spans"] == parent  # exact counts and the same cost as the parent's
+    # The child forked mid-loading instrumented itself; the later one inherited the parent's instrumentation.
+    assert [child["inherited_instrumentation"] for child in result["children"]] == [False, True]
 
 
 @pytest.mark.parametrize("mode", ["fork", "fork+locks", "mp", "mp+locks"])

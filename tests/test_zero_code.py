@@ -2,10 +2,13 @@
 
 Each test runs a small agent (APP below: two chat calls under one root span, the second answering
 with the same tool call as the first, so duplicate-tool-call waste is planted) under the real
-``opentelemetry-instrument`` in a fresh interpreter. The child gets the standard ``OTEL_*``
-environment pointing at a real :class:`OtlpReceiver` started here, and the real openai SDK talks to
-the real fake server. The receiver is read only after the child exited (its exit handlers flush and
-shut down the SDK), so "nothing arrived" is a real negative.
+``opentelemetry-instrument`` in a fresh interpreter. Its system prompt has a real agent's size, so the
+re-sent prefix of the second call is one gpt-4o's prompt cache could have served (uncached re-sent
+waste), and the fake bills what OpenAI would (content plus message framing). The app loads nothing
+itself: exact counts and prices from its first call show that the zero-code setup waited for them.
+The child gets the standard ``OTEL_*`` environment pointing at a real :class:`OtlpReceiver` started
+here, and the real openai SDK talks to the real fake server. The receiver is read only after the
+child exited (its exit handlers flush and shut down the SDK), so "nothing arrived" is a real negative.
 
 The opentelemetry-distro cases need ``opentelemetry-distro`` importable by the child only: the test
 env must keep ours the only distro installed. ``tests/run.sh`` installs it into a side directory
@@ -14,6 +17,7 @@ and exports that directory as ``TOKENKPI_TEST_OTEL_DISTRO_DIR``; the child gets 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +37,13 @@ try:  # repo root on sys.path (python -m pytest)
 except ImportError:  # plain `pytest`: conftest puts tests/ on sys.path
     from otlp_receiver import OtlpReceiver  # type: ignore[no-redef]
 
+from _planted_waste import SYSTEM  # an agent's system prompt of real size: 2,000 o200k tokens
+
+from otel_tokenkpi import cache_rules, tokens
 from otel_tokenkpi.instrumentors._shapes import compact_json
+from otel_tokenkpi.record import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +61,7 @@ WEATHER = {
     "description": "Current weather for a city.",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
 }
-P1, P2, OUT = 100, 150, 20  # scripted usage: prompt tokens of call 1 and 2, completion tokens of each
+OUT = 20  # scripted completion tokens of each call
 O200K = tiktoken.get_encoding("o200k_base")  # gpt-4o's encoding
 
 
@@ -59,11 +69,46 @@ def n(text: str) -> int:
     return len(O200K.encode_ordinary(text))
 
 
-TOOL_DEFS = n(WEATHER["name"]) + n(WEATHER["description"]) + n(compact_json(WEATHER["parameters"]))
-DUPLICATE = n("get_weather") + n(ARGS)  # the repeated call in the 2nd response
-RESENT_2 = n(ASK) + TOOL_DEFS + n("get_weather") + n(ARGS)  # all up to the assistant turn; no cache
-# genai-prices (bundled): gpt-4o $2.50 in / $10.00 out per Mtok.
-COST_2 = (P2 * 2.5 + OUT * 10.0) / 1_000_000
+@dataclass(frozen=True)
+class Figures:
+    """What APP's two gpt-4o calls must show, from the library's own rules (each checked on its own
+    against providers' documents and billed requests: tests/test_tool_tokens.py, tests/test_cache_rules.py)."""
+
+    tool_defs: int  # WEATHER as OpenAI bills it: its rendered function in the ``namespace functions`` block
+    new_1: int  # call 1: all its content is new
+    resent_2: int  # call 2: everything up to its assistant turn
+    uncached_2: int  # of that, what gpt-4o's prompt cache could have served (nothing was served)
+    duplicate: int  # the repeated tool call in the 2nd response
+    p1: int  # billed input of call 1 and call 2: content plus OpenAI's message framing
+    p2: int
+
+    @property
+    def waste_2(self) -> int:
+        return self.duplicate + self.uncached_2
+
+
+def cost(billed_input: int) -> float:
+    """genai-prices (bundled): gpt-4o $2.50 in / $10.00 out per Mtok."""
+    return (billed_input * 2.5 + OUT * 10.0) / 1_000_000
+
+
+@functools.cache
+def figures() -> Figures:
+    tokens.start_loading()
+    assert tokens.wait_until_loaded(30)  # exact counts here, as in the child (instrument() waits for its data)
+    tool = ToolDefinition(WEATHER["name"], WEATHER["description"], compact_json(WEATHER["parameters"]))
+    counted = count_request_tools([tool], "openai", "gpt-4o", system_text=SYSTEM)
+    assert counted.exact
+    new_1 = n(SYSTEM) + n(ASK) + counted.total
+    resent_2 = new_1 + n("get_weather") + n(ARGS)
+    rule = cache_rules.rule_for("openai", "gpt-4o")
+    assert rule is not None and resent_2 >= rule.min_tokens  # SYSTEM makes the re-sent prefix cacheable
+    # Billed input: content plus 3 tokens per message and 3 for the reply (OpenAI's documented framing;
+    # the tools' own framing is in counted.total). Call 1 sends 2 messages, call 2 four.
+    p1, p2 = new_1 + 3 * 2 + 3, resent_2 + n(RESULT) + 3 * 4 + 3
+    duplicate = n("get_weather") + n(ARGS)
+    return Figures(counted.total, new_1, resent_2, rule.cacheable(resent_2), duplicate, p1, p2)
+
 
 APP = textwrap.dedent(
     f"""
@@ -71,14 +116,12 @@ APP = textwrap.dedent(
     import openai
     import otel_tokenkpi
     from opentelemetry import trace
-    from otel_tokenkpi import prices, tokens
 
-    tokens.start_loading(); prices.start_loading()  # exact counts and prices from the first call
-    assert tokens.wait_until_loaded(30) and prices.wait_until_loaded(30)
+    # No explicit loading: the zero-code setup waits for the tokenizer data and prices itself.
     client = openai.OpenAI(api_key="sk-test", base_url=os.environ["FAKE_URL"] + "/v1", max_retries=0)
     model = os.environ.get("APP_MODEL", "gpt-4o")
     tools = [{{"type": "function", "function": {WEATHER!r}}}]
-    messages = [{{"role": "user", "content": {ASK!r}}}]
+    messages = [{{"role": "system", "content": {SYSTEM!r}}}, {{"role": "user", "content": {ASK!r}}}]
     with trace.get_tracer("app").start_as_current_span("agent"), otel_tokenkpi.attributes(team="search"):
         first = client.chat.completions.create(model=model, messages=messages, tools=tools)
         call = first.choices[0].message.tool_calls[0]
@@ -86,10 +129,10 @@ APP = textwrap.dedent(
         second = client.chat.completions.create(model=model, messages=messages, tools=tools)
         streamed = ""
         if os.environ.get("APP_STREAM"):
-            chunks = client.chat.completions.create(model=model, messages=messages[:1], stream=True)
+            chunks = client.chat.completions.create(model=model, messages=messages[1:2], stream=True)
             streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
 
-    from otel_tokenkpi import options, sdk_setup as setup
+    from otel_tokenkpi import sdk_setup as setup, tokens
     from otel_tokenkpi.engine import ENGINE
     provider = trace.get_tracer_provider()
     print("{MARK}" + json.dumps({{
@@ -113,10 +156,11 @@ def rx() -> Iterator[OtlpReceiver]:
 
 def script_conversation(fake: FakeOpenAIServer) -> None:
     """Call 1 asks for get_weather(Paris); call 2, with that call and its result in the history,
-    asks for exactly the same again: a duplicate tool call."""
+    asks for exactly the same again: a duplicate tool call. Each bills what OpenAI would bill."""
+    f = figures()
     fake.enqueue(
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=P1, completion_tokens=OUT),
-        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c2")], prompt_tokens=P2, completion_tokens=OUT),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c1")], prompt_tokens=f.p1, completion_tokens=OUT),
+        Reply(text=None, tool_calls=[ToolCall("get_weather", ARGS, "c2")], prompt_tokens=f.p2, completion_tokens=OUT),
     )
 
 
@@ -162,32 +206,50 @@ def waste_metric(rx: OtlpReceiver) -> dict[str, float]:
     return {p["attributes"]["tokenkpi.waste.kind"]: p["value"] for p in rx.metrics().get("tokenkpi.waste.tokens", [])}
 
 
+def waste_by_kind() -> dict[str, int]:
+    """The tokenkpi.waste.tokens metric APP must produce: the duplicate and the cacheable re-sent prefix."""
+    f = figures()
+    return {"duplicate_tool_call": f.duplicate, "uncached_resent": f.uncached_2}
+
+
 def assert_waste_on_calls(rx: OtlpReceiver) -> None:
+    f = figures()
     first, second = (s["attributes"] for s in chat_spans(rx))
+    for attrs, billed in ((first, f.p1), (second, f.p2)):
+        assert "tokenkpi.tokens.estimated" not in attrs  # exact from the first call: instrument() waited
+        assert attrs["gen_ai.usage.input_tokens"] == billed
+        assert attrs["tokenkpi.cost.usd"] == pytest.approx(cost(billed), rel=1e-12)  # priced from the first call
+        assert attrs["tokenkpi.context.tool_definitions_tokens"] == f.tool_defs
+        assert attrs["tokenkpi.context.system_tokens"] == n(SYSTEM)
+        # The breakdown reconciles with the bill; the rest is the message framing.
+        parts = (attrs[f"tokenkpi.context.{part}_tokens"] for part in ("resent", "new", "unattributed"))
+        assert sum(parts) == billed
     assert first["tokenkpi.tool_calls.count"] == 1
     assert first["tokenkpi.tool_calls.duplicate_count"] == 0
+    assert (first["tokenkpi.context.resent_tokens"], first["tokenkpi.context.new_tokens"]) == (0, f.new_1)
+    assert first["tokenkpi.context.unattributed_tokens"] == 3 * 2 + 3
+    assert first["tokenkpi.waste.uncached_resent_tokens"] == 0
     assert first["tokenkpi.waste.tokens"] == 0
-    assert first["tokenkpi.context.tool_definitions_tokens"] == TOOL_DEFS
-    assert second["gen_ai.usage.input_tokens"] == P2
     assert second["tokenkpi.tool_calls.duplicate_count"] == 1
-    assert second["tokenkpi.waste.duplicate_tool_call_tokens"] == DUPLICATE
-    assert second["tokenkpi.waste.uncached_resent_tokens"] == RESENT_2
-    assert second["tokenkpi.context.new_tokens"] == n(RESULT)
-    assert second["tokenkpi.waste.tokens"] == DUPLICATE + RESENT_2
-    assert second["tokenkpi.waste.ratio"] == pytest.approx((DUPLICATE + RESENT_2) / (P2 + OUT), rel=1e-12)
-    assert second["tokenkpi.cost.usd"] == pytest.approx(COST_2, rel=1e-12)
+    assert second["tokenkpi.waste.duplicate_tool_call_tokens"] == f.duplicate
+    assert (second["tokenkpi.context.resent_tokens"], second["tokenkpi.context.new_tokens"]) == (f.resent_2, n(RESULT))
+    assert second["tokenkpi.context.unattributed_tokens"] == 3 * 4 + 3
+    assert second["tokenkpi.waste.uncached_resent_tokens"] == f.uncached_2 < f.resent_2  # 128-token cache steps
+    assert second["tokenkpi.waste.tokens"] == f.waste_2
+    assert second["tokenkpi.waste.ratio"] == pytest.approx(f.waste_2 / (f.p2 + OUT), rel=1e-12)
     assert second["team"] == "search"
 
 
 def assert_rollups_on_root(rx: OtlpReceiver) -> None:
+    f = figures()
     root = root_span(rx)["attributes"]
     assert root["tokenkpi.trace.llm_calls"] == 2
-    assert root["tokenkpi.trace.input_tokens"] == P1 + P2
+    assert root["tokenkpi.trace.input_tokens"] == f.p1 + f.p2
     assert root["tokenkpi.trace.output_tokens"] == 2 * OUT
     assert root["tokenkpi.trace.tool_calls"] == 2
     assert root["tokenkpi.trace.duplicate_tool_calls"] == 1
     assert root["tokenkpi.trace.max_tool_fanout"] == 1
-    assert root["tokenkpi.trace.waste.tokens"] == DUPLICATE + RESENT_2
+    assert root["tokenkpi.trace.waste.tokens"] == f.waste_2
 
 
 # -- ours is the only distro: picked with no setting ---------------------------------------------------
@@ -237,10 +299,10 @@ def test_spans_with_waste_and_rollups_reach_the_backend(
             assert req.headers["x-honeycomb-dataset"] == "ds1"
             if transport == "http":  # gRPC's compression is transparent to the servicer: it arrived, decoded
                 assert req.headers.get("content-encoding") == (compression if compression == "gzip" else None)
-    assert waste_metric(rx) == {"duplicate_tool_call": DUPLICATE, "uncached_resent": RESENT_2}
+    assert waste_metric(rx) == waste_by_kind()
     usage = rx.metrics()["gen_ai.client.token.usage"]
     assert {(p["attributes"]["gen_ai.token.type"], p["sum"]) for p in usage} == {
-        ("input", P1 + P2),
+        ("input", figures().p1 + figures().p2),
         ("output", 2 * OUT),
     }
 
@@ -250,7 +312,7 @@ def test_sampler_always_off_exports_no_spans_but_metrics_count(rx: Rx, fake: Fak
     out, _, _ = run_app(child_env(fake, rx, OTEL_TRACES_SAMPLER="always_off"), tmp_path)
     assert out["tool_calls"] == ["get_weather", "get_weather"]
     assert rx.spans() == []
-    assert waste_metric(rx) == {"duplicate_tool_call": DUPLICATE, "uncached_resent": RESENT_2}
+    assert waste_metric(rx) == waste_by_kind()
 
 
 def test_sampler_arg_from_env(rx: Rx, fake: Fake, tmp_path: Path) -> None:
@@ -258,7 +320,7 @@ def test_sampler_arg_from_env(rx: Rx, fake: Fake, tmp_path: Path) -> None:
     env = child_env(fake, rx, OTEL_TRACES_SAMPLER="traceidratio", OTEL_TRACES_SAMPLER_ARG="0")
     run_app(env, tmp_path)
     assert rx.spans() == []  # ratio 0: nothing sampled
-    assert waste_metric(rx) == {"duplicate_tool_call": DUPLICATE, "uncached_resent": RESENT_2}
+    assert waste_metric(rx) == waste_by_kind()
 
 
 def test_sdk_disabled_exports_nothing_and_the_app_runs(rx: Rx, fake: Fake, tmp_path: Path) -> None:
@@ -328,15 +390,15 @@ def test_every_env_option_takes_effect(rx: Rx, fake: Fake, tmp_path: Path) -> No
     assert spans[2]["attributes"]["gen_ai.usage.input_tokens"] == 12  # the server's figures, not a local count
     assert spans[2]["attributes"]["gen_ai.usage.output_tokens"] == 2
     # model_aliases: prod-chat is priced and sized as gpt-4o
-    assert spans[1]["attributes"]["tokenkpi.cost.usd"] == pytest.approx(COST_2, rel=1e-12)
+    assert spans[1]["attributes"]["tokenkpi.cost.usd"] == pytest.approx(cost(figures().p2), rel=1e-12)
     assert spans[1]["attributes"]["tokenkpi.context.window"] == 128000
     # console: the spans were printed too
     assert stdout.count('"name": "chat prod-chat"') == 3
-    # metric_user_attributes: "team" joins the tokenkpi.* metrics
+    # metric_user_attributes: "team" joins the tokenkpi.* metrics. (An alias prices and sizes a name; it does
+    # not pick the cache rule, so "prod-chat" has no uncached re-sent figure: docs/cache-eligibility.md.)
     points = rx.metrics()["tokenkpi.waste.tokens"]
     assert {(p["attributes"]["tokenkpi.waste.kind"], p["attributes"].get("team")) for p in points} == {
         ("duplicate_tool_call", "search"),
-        ("uncached_resent", "search"),
     }
 
 
@@ -405,7 +467,7 @@ def test_their_configurator_still_gives_per_call_attributes_and_metrics(
         assert theirs_won
     assert out["processors"] == (["TokenKPISpanProcessor"] if ours_won else ["BatchSpanProcessor"])
     assert_waste_on_calls(rx)
-    assert waste_metric(rx) == {"duplicate_tool_call": DUPLICATE, "uncached_resent": RESENT_2}
+    assert waste_metric(rx) == waste_by_kind()
     if theirs_won:  # no roll-ups without our processor
         assert not any(key.startswith("tokenkpi.trace.") for key in root_span(rx)["attributes"])
     else:
