@@ -41,7 +41,7 @@ from _planted_waste import SYSTEM  # an agent's system prompt of real size: 2,00
 
 from otel_tokenkpi import cache_rules, tokens
 from otel_tokenkpi.instrumentors._shapes import compact_json
-from otel_tokenkpi.record import ToolDefinition
+from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
 from otel_tokenkpi.tool_tokens import count_request_tools
 
