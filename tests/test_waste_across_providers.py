@@ -249,7 +249,9 @@ def test_every_provider_flags_the_same_calls_with_the_same_kinds(loaded_data, la
     case = CASES[label]
     calls = run_case(label)
     assert [s.attributes[sc.PROVIDER_NAME] for s in calls] == [case.provider] * 5
-    assert {s.instrumentation_scope.name for s in calls} == {case.instrumentors[0].scope}  # one span per call
+    assert {s.instrumentation_scope.name for s in calls} == {
+        case.instrumentors[0].instrumentation_scope
+    }  # one span per call
     flagged = [{kind for kind, key in KINDS.items() if s.attributes.get(key, 0) > 0} for s in calls]
     assert flagged == expected_kinds(case)
     # Calls 2 and 3 re-send the long system prompt with nothing read from a cache: the cacheable part of the
