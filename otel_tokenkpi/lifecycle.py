@@ -304,12 +304,28 @@ def model_call_wrapper(
     iterator, i.e. an async generator function (cohere's ``AsyncV2Client.chat_stream``): the call is made as
     a plain one and what it returns is proxied as an async stream. A coroutine wrapper there would hand the
     user a coroutine where they ``async for``."""
+
+    def begin(instance: Any, args: tuple, kwargs: dict) -> ModelCall | None:
+        return begin_call(recorder, endpoint, instance, kwargs, args)
+
+    return _call_wrapper(recorder, begin, is_async=is_async, async_iterator=async_iterator)
+
+
+def _call_wrapper(
+    recorder: Recorder,
+    begin: Callable[[Any, tuple, dict], ModelCall | None],
+    *,
+    is_async: bool,
+    async_iterator: bool = False,
+) -> Callable[..., Any]:
+    """The wrapt wrapper both kinds of patch share: quiet when switched off or inside a call of ours;
+    ``begin`` reads the request and starts the call (None: not a model call, passed through)."""
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
             if not recorder.switch.enabled or IN_MODEL_CALL.get():
                 return await wrapped(*args, **kwargs)
-            call = begin_call(recorder, endpoint, instance, kwargs, args)
+            call = begin(instance, args, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
             return await _run_async(call, wrapped, args, kwargs)
@@ -319,7 +335,7 @@ def model_call_wrapper(
     def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         if not recorder.switch.enabled or IN_MODEL_CALL.get():
             return wrapped(*args, **kwargs)
-        call = begin_call(recorder, endpoint, instance, kwargs, args)
+        call = begin(instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         return _run_sync(call, wrapped, args, kwargs, async_iterator)
@@ -337,27 +353,11 @@ def routed_call_wrapper(recorder: Recorder, route: Route, *, is_async: bool) -> 
     ``route(client, args, kwargs)`` returns the endpoint of a model call and the request's fields (the
     body as the SDK will send it; an ``adjust`` changes it there), or None for any other request, which
     passes through untouched. Inside a wrapped public method the call already has its span: quiet."""
-    if is_async:
 
-        async def async_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-            if not recorder.switch.enabled or IN_MODEL_CALL.get():
-                return await wrapped(*args, **kwargs)
-            call = _begin_routed(recorder, route, instance, args, kwargs)
-            if call is None:
-                return await wrapped(*args, **kwargs)
-            return await _run_async(call, wrapped, args, kwargs)
+    def begin(instance: Any, args: tuple, kwargs: dict) -> ModelCall | None:
+        return _begin_routed(recorder, route, instance, args, kwargs)
 
-        return async_wrapper
-
-    def sync_wrapper(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        if not recorder.switch.enabled or IN_MODEL_CALL.get():
-            return wrapped(*args, **kwargs)
-        call = _begin_routed(recorder, route, instance, args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        return _run_sync(call, wrapped, args, kwargs, False)
-
-    return sync_wrapper
+    return _call_wrapper(recorder, begin, is_async=is_async)
 
 
 def _begin_routed(recorder: Recorder, route: Route, instance: Any, args: tuple, kwargs: dict) -> ModelCall | None:
