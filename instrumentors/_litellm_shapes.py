@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.invocation import CallRequest, CallResult, ContextItem, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, Usage
 
 from . import _openai_chat as chat
 from ._shapes import get, param_number
@@ -61,21 +61,6 @@ def read_chat_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
     if top_k is not None:
         request.params[sc.REQUEST_TOP_K] = top_k
     return request
-
-
-def read_embeddings_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
-    fmt = kwargs.get("encoding_format")
-    if isinstance(fmt, str):
-        base.params[sc.REQUEST_ENCODING_FORMATS] = [fmt]
-    # The inputs, for the repeated-request rule (embeddings are never counted or captured).
-    inputs = kwargs.get("input")
-    if isinstance(inputs, str):
-        base.messages = [ContextItem("user", inputs)]
-    elif isinstance(inputs, list) and all(isinstance(text, str) for text in inputs):
-        base.messages = [ContextItem("user", text) for text in inputs]
-    else:  # token arrays: not read
-        base.content_known = False
-    return base
 
 
 def read_usage(usage: Any) -> Usage | None:

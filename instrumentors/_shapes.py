@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi.invocation import CallRequest
+from otel_tokenkpi.invocation import CallRequest, ContextItem
 
 # openai/anthropic/groq (Stainless): NotGiven, Omit; mistralai (Speakeasy): Unset (its UNSET default, also the
 # value of fields a response omitted).
@@ -263,3 +263,19 @@ class IdentityMemo:
                 oldest = next(iter(self._entries))
                 self._chars -= self._entries.pop(oldest)[3]
         return value
+
+
+def read_openai_embeddings_request(base: CallRequest, kwargs: dict[str, Any]) -> CallRequest:
+    """An OpenAI-format embeddings request (the openai SDK, litellm): encoding format and inputs."""
+    fmt = kwargs.get("encoding_format")
+    if isinstance(fmt, str):
+        base.params[sc.REQUEST_ENCODING_FORMATS] = [fmt]
+    # The inputs, for the repeated-request rule (embeddings are never counted or captured).
+    inputs = kwargs.get("input")
+    if isinstance(inputs, str):
+        base.messages = [ContextItem("user", inputs)]
+    elif isinstance(inputs, list) and all(isinstance(text, str) for text in inputs):
+        base.messages = [ContextItem("user", text) for text in inputs]
+    else:  # token arrays: not read
+        base.content_known = False
+    return base

@@ -33,7 +33,7 @@ from otel_tokenkpi.invocation import CallRequest
 from otel_tokenkpi.lifecycle import Endpoint
 
 from . import _litellm_shapes as shapes
-from ._shapes import new_request, server_of
+from ._shapes import new_request, read_openai_embeddings_request, server_of
 
 # (model, custom_llm_provider, api_base) -> (model without provider prefix, LiteLLM provider, api_base)
 _ROUTES: dict[tuple[str, str | None, str | None], tuple[str, str, str | None]] = {}
@@ -82,7 +82,7 @@ def _read_chat_request(_: Any, kwargs: dict[str, Any]) -> CallRequest | None:
 def _read_embeddings_request(_: Any, kwargs: dict[str, Any]) -> CallRequest | None:
     if kwargs.get("aembedding") is True:
         return None
-    return shapes.read_embeddings_request(_base_request("embeddings", kwargs), kwargs)
+    return read_openai_embeddings_request(_base_request("embeddings", kwargs), kwargs)
 
 
 CHAT = Endpoint(

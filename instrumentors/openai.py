@@ -23,12 +23,12 @@ from typing import Any
 
 from otel_tokenkpi.helper_wrappers import stream_helper_wrapper
 from otel_tokenkpi.instrumentation import Patch, TokenKPIInstrumentor
-from otel_tokenkpi.invocation import CallRequest, CallResult, ContextItem, Usage
+from otel_tokenkpi.invocation import CallRequest, CallResult, Usage
 from otel_tokenkpi.lifecycle import Endpoint
 
 from . import _openai_chat as chat
 from . import _openai_responses as responses
-from ._shapes import get, given, new_request
+from ._shapes import get, given, new_request, read_openai_embeddings_request
 from ._stainless import client_and_server, request_path_patches, unwrap_raw_response
 
 # Well-known providers behind an OpenAI-compatible base URL (semconv names).
@@ -73,19 +73,7 @@ def _read_responses_request(instance: Any, kwargs: dict[str, Any]) -> CallReques
 
 
 def _read_embeddings_request(instance: Any, kwargs: dict[str, Any]) -> CallRequest:
-    request = _base_request("embeddings", instance, kwargs)
-    fmt = kwargs.get("encoding_format")
-    if isinstance(fmt, str):
-        request.params["gen_ai.request.encoding_formats"] = [fmt]
-    # The inputs, for the repeated-request rule (embeddings are never counted or captured).
-    inputs = kwargs.get("input")
-    if isinstance(inputs, str):
-        request.messages = [ContextItem("user", inputs)]
-    elif isinstance(inputs, list) and all(isinstance(text, str) for text in inputs):
-        request.messages = [ContextItem("user", text) for text in inputs]
-    else:  # token arrays: not read
-        request.content_known = False
-    return request
+    return read_openai_embeddings_request(_base_request("embeddings", instance, kwargs), kwargs)
 
 
 def _read_embeddings_response(response: Any) -> CallResult:
