@@ -130,7 +130,7 @@ def _targets(
     ours = configs.get("tokenkpi")
     if ours is None:
         return []
-    peers = [c for c in configs if c not in ("plain", "plain-b", "tokenkpi")]
+    peers = [c for c in configs if c not in ("plain", "plain-b", "tokenkpi", "tokenkpi-base")]
     targets: list[dict[str, Any]] = []
     if peers:
         cheapest = min(configs[p]["short"]["added_median_us"] for p in peers)

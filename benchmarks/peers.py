@@ -42,6 +42,9 @@ from _peer_report import summarize, tables  # noqa: E402
 from _workloads import SHORT_STREAM_CHUNKS, STREAM_CHUNKS, start_server  # noqa: E402
 
 CONFIGS = ("plain", "plain-b", "tokenkpi", *_venvs.PEERS)
+# With --base-python: otel-tokenkpi as installed in another interpreter (e.g. a venv of an earlier commit),
+# measured in the same run as this checkout's, for a before/after comparison.
+BASE_CONFIG = "tokenkpi-base"
 WORKLOADS = ("short", "stream", "stream-short", "conversation")
 RUNNER = ROOT / "benchmarks" / "peer_runner.py"
 # Message content capture off, in each instrumentation's own terms.
@@ -58,8 +61,9 @@ class Runner:
 
     def __init__(self, config: str, python: str, urls: list[str], env: dict[str, str]) -> None:
         self.config = config
+        runs_as = "tokenkpi" if config == BASE_CONFIG else config  # the base is otel-tokenkpi, elsewhere
         self.proc = subprocess.Popen(
-            [python, str(RUNNER), config, *urls], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+            [python, str(RUNNER), runs_as, *urls], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
         )
         hello = self._read()
         if not hello.get("ready"):
@@ -119,9 +123,9 @@ def _run_round(
                 tokenizer.append({k: answer[k] for k in keys} | {"calls": len(answer["cpu"])})
 
 
-def measure(configs: list[str], rounds: int, calls: dict[str, int]) -> dict[str, Any]:
+def measure(configs: list[str], rounds: int, calls: dict[str, int], base_python: str | None = None) -> dict[str, Any]:
     """Run every round; returns raw per-call timings and tokenizer tallies per configuration."""
-    pythons = {config: _venvs.ensure(config) for config in configs}
+    pythons = {config: base_python or "" if config == BASE_CONFIG else _venvs.ensure(config) for config in configs}
     env = runner_env()
     servers = [start_server(kind) for kind in ("text", "stream", "stream-short", "tools")]
     runners: list[Runner] = []
@@ -159,17 +163,23 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 2 rounds, few calls, 5 turns")
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated subset of {CONFIGS}")
     parser.add_argument("--json", type=Path, help="also write the summary (and raw timings) here")
+    parser.add_argument(
+        "--base-python",
+        help=f"an interpreter with another otel-tokenkpi installed (a venv of an earlier commit): adds {BASE_CONFIG!r}",
+    )
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.short_calls, args.stream_calls, args.turns = 2, 5, 2, 5
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
-    unknown = set(configs) - set(CONFIGS)
+    if args.base_python and BASE_CONFIG not in configs:
+        configs.append(BASE_CONFIG)
+    unknown = set(configs) - set(CONFIGS) - ({BASE_CONFIG} if args.base_python else set())
     if unknown or "plain" not in configs:
         parser.error(f"--configs needs 'plain' and names from {CONFIGS}; unknown: {sorted(unknown)}")
     calls = {"short": args.short_calls, "stream": args.stream_calls, "stream-short": args.stream_calls}
     calls["conversation"] = args.turns
     started = time.monotonic()
-    measured = measure(configs, args.rounds, calls)
+    measured = measure(configs, args.rounds, calls, args.base_python)
     summary = summarize(measured, chunks=(STREAM_CHUNKS, SHORT_STREAM_CHUNKS))
     summary["run"] = {
         "rounds": args.rounds,
