@@ -8,6 +8,7 @@ instrumentors onto a fresh one; ``estimated_tokens`` is what the engine's estima
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -19,6 +20,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otel_tokenkpi import TokenKPISpanProcessor, tokens
+from otel_tokenkpi.invocation import ToolDefinition
+from otel_tokenkpi.tool_tokens import count_request_tools
 
 
 class Telemetry:
@@ -89,3 +92,15 @@ def check_in_forked_child(
         if release is not None:
             release()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
+    """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
+    billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
+    definitions = []
+    for tool in tools:
+        fn = tool.get("function", tool)
+        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
+        definitions.append(ToolDefinition(fn["name"], fn.get("description", ""), schema))
+    system = next((m["content"] for m in messages if m.get("role") in ("system", "developer")), None)
+    return count_request_tools(definitions, "openai", "gpt-4o", system_text=system, api=api).total

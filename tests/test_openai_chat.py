@@ -4,18 +4,16 @@ locally counted context, cost, metrics, and identity of what the user gets."""
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import genai_prices
 import openai
 import pytest
 import tiktoken
+from _telemetry import billed_tool_tokens
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import Reply, ToolCall
-from otel_tokenkpi.tool_tokens import count_request_tools
 
 O200K = tiktoken.get_encoding("o200k_base")
 
@@ -56,18 +54,6 @@ HISTORY = [
 
 def tokens_of(*texts: str) -> int:
     return sum(len(O200K.encode_ordinary(t)) for t in texts)
-
-
-def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
-    """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
-    billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
-    definitions = []
-    for tool in tools:
-        fn = tool.get("function", tool)
-        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
-        definitions.append(ToolDefinition(fn["name"], fn.get("description", ""), schema))
-    system = next((m["content"] for m in messages if m.get("role") in ("system", "developer")), None)
-    return count_request_tools(definitions, "openai", "gpt-4o", system_text=system, api=api).total
 
 
 def oracle_cost(model: str, input_tokens: int, output_tokens: int, cached: int = 0) -> float:

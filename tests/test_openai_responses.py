@@ -8,7 +8,6 @@ gets back, which must be identical with the instrumentation on and off.
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -18,12 +17,11 @@ import openai
 import pydantic
 import pytest
 import tiktoken
+from _telemetry import billed_tool_tokens
 from opentelemetry.trace import SpanKind, StatusCode
 
 from otel_tokenkpi.instrumentors.openai import OpenAIInstrumentor
-from otel_tokenkpi.invocation import ToolDefinition
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer, Reply, ToolCall
-from otel_tokenkpi.tool_tokens import count_request_tools
 
 pytest.importorskip("openai.resources.responses", reason="the Responses API arrived in openai 1.66")
 
@@ -62,24 +60,6 @@ TOOL_OUTPUT_2 = "It is 14:05 in Europe/Lisbon."
 
 def n_tokens(text: str) -> int:
     return len(ENC.encode_ordinary(text))
-
-
-def tool_definition_tokens(tool: dict[str, Any]) -> int:
-    """docs/architecture.md "Counting": name, description and the compact JSON of the parameter schema."""
-    schema = json.dumps(tool["parameters"], separators=(",", ":"), ensure_ascii=False)
-    return n_tokens(tool["name"]) + n_tokens(tool["description"]) + n_tokens(schema)
-
-
-def billed_tool_tokens(tools: list[dict[str, Any]], messages: list[dict[str, Any]], api: str | None = None) -> int:
-    """What OpenAI bills for these tools in this request (otel_tokenkpi.tool_tokens, checked against
-    billed requests in tests/test_tool_tokens.py): the rendered functions namespace."""
-    definitions = []
-    for tool in tools:
-        fn = tool.get("function", tool)
-        schema = json.dumps(fn["parameters"], separators=(",", ":"), ensure_ascii=False)
-        definitions.append(ToolDefinition(fn["name"], fn.get("description", ""), schema))
-    system = next((m["content"] for m in messages if m.get("role") in ("system", "developer")), None)
-    return count_request_tools(definitions, "openai", "gpt-4o", system_text=system, api=api).total
 
 
 def oracle_cost(input_tokens: int, output_tokens: int, cache_read_tokens: int = 0) -> float:
