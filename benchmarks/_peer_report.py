@@ -104,16 +104,8 @@ def summarize(measured: dict[str, Any], chunks: tuple[int, int]) -> dict[str, An
         if calls:
             encode_cpu_s = sum(t.get("encode_cpu_s", 0.0) for t in tally)
             summary["tokenizer"]["encode_cpu_us_per_call"] = encode_cpu_s / calls * 1e6
-    summary["paired_chunk"] = {}
-    for clock, paired in (measured.get("paired_stream") or {}).items():
-        if paired.get("stream"):
-            long_added, short_added = statistics.median(paired["stream"]), statistics.median(paired["stream-short"])
-            summary["paired_chunk"][clock] = {
-                "stream_added_us": long_added * 1e6,
-                "stream_short_added_us": short_added * 1e6,
-                "marginal_us": (long_added - short_added) * 1e6 / (chunks[0] - chunks[1]),
-                "pairs": len(paired["stream"]),
-            }
+    summary["paired_chunk"] = _paired_chunk(measured.get("paired_stream") or {}, chunks)
+    summary["paired_chunk_base"] = _paired_chunk(measured.get("paired_stream_base") or {}, chunks)
     for metric, (key, _, paired_clock) in METRICS.items():
         if key not in measured["raw"]:
             continue
@@ -196,15 +188,31 @@ def tables(summary: dict[str, Any]) -> str:
                 else "."
             )
         )
-    for clock, c in summary.get("paired_chunk", {}).items():
-        out.append(
-            f"otel-tokenkpi in-process, switch off/on for alternate calls ({c['pairs']} pairs, {CLOCK_NAMES[clock]}): "
-            f"+{c['stream_added_us']:.0f} us per 200-chunk stream, +{c['stream_short_added_us']:.0f} us per "
-            f"20-chunk stream: {c['marginal_us']:.2f} us per chunk."
-        )
+    for key, who in (("paired_chunk", "otel-tokenkpi"), ("paired_chunk_base", "tokenkpi-base")):
+        for clock, c in summary.get(key, {}).items():
+            out.append(
+                f"{who} in-process, switch off/on for alternate calls ({c['pairs']} pairs, {CLOCK_NAMES[clock]}): "
+                f"+{c['stream_added_us']:.0f} us per 200-chunk stream, +{c['stream_short_added_us']:.0f} us per "
+                f"20-chunk stream: {c['marginal_us']:.2f} us per chunk."
+            )
     if summary.get("versions"):
         out += ["", "Peers: " + ", ".join(f"{c} {v}" for c, v in summary["versions"].items())]
     return "\n".join(out)
+
+
+def _paired_chunk(paired_stream: dict[str, dict[str, list[float]]], chunks: tuple[int, int]) -> dict[str, Any]:
+    """Per clock: the in-process paired cost of the long and short streams, and per chunk (their slope)."""
+    found: dict[str, Any] = {}
+    for clock, paired in paired_stream.items():
+        if paired.get("stream"):
+            long_added, short_added = statistics.median(paired["stream"]), statistics.median(paired["stream-short"])
+            found[clock] = {
+                "stream_added_us": long_added * 1e6,
+                "stream_short_added_us": short_added * 1e6,
+                "marginal_us": (long_added - short_added) * 1e6 / (chunks[0] - chunks[1]),
+                "pairs": len(paired["stream"]),
+            }
+    return found
 
 
 def _metric_tables(summary: dict[str, Any]) -> str:

@@ -131,19 +131,23 @@ def measure(configs: list[str], rounds: int, calls: dict[str, int], base_python:
     runners: list[Runner] = []
     raw: dict[str, Any] = {m: {c: {w: [] for w in WORKLOADS} for c in configs} for m in ("timings", "cpu", "thread")}
     tokenizer: list[dict[str, float]] = []
-    # otel-tokenkpi, in-process, per clock
+    # otel-tokenkpi (and the base build, when measured), in-process, per clock
     clocks = ("cpu", "thread", "delivered")
-    paired: dict[str, dict[str, list[float]]] = {c: {"stream": [], "stream-short": []} for c in clocks}
+    paired: dict[str, dict[str, dict[str, list[float]]]] = {
+        config: {c: {"stream": [], "stream-short": []} for c in clocks}
+        for config in configs
+        if config in ("tokenkpi", BASE_CONFIG)
+    }
     try:
         for config in configs:  # one at a time: imports and warm-up stay out of each other's way
             runners.append(Runner(config, pythons[config], [url for _, url in servers], env))
         for r in range(rounds):
             _run_round(r, runners, calls, raw, tokenizer)
             for runner in runners:
-                if runner.config == "tokenkpi":
+                if runner.config in paired:
                     for clock, by_workload in runner.run("paired-stream", calls["stream"], seed=r).items():
                         for workload, diffs in by_workload.items():
-                            paired[clock][workload].extend(diffs)
+                            paired[runner.config][clock][workload].extend(diffs)
             print(f"round {r + 1}/{rounds} done", file=sys.stderr, flush=True)
     finally:
         for runner in runners:
@@ -151,7 +155,13 @@ def measure(configs: list[str], rounds: int, calls: dict[str, int], base_python:
         for proc, _ in servers:
             proc.kill()
     versions = {c: _venvs.installed_version(c) for c in configs if c in _venvs.PEERS}
-    return {"raw": raw, "tokenizer": tokenizer, "versions": versions, "paired_stream": paired}
+    return {
+        "raw": raw,
+        "tokenizer": tokenizer,
+        "versions": versions,
+        "paired_stream": paired.get("tokenkpi", {}),
+        "paired_stream_base": paired.get(BASE_CONFIG, {}),
+    }
 
 
 def main() -> None:

@@ -3,9 +3,10 @@
 
 It reads what ``_otlp_json.read_line`` reads and returns the same records; the only difference is speed
 (see docs/benchmarks.md, "Reading span files"): msgspec skips every field the report does not declare in C,
-converts int64 strings to ints while decoding, and never builds the dicts of a generic JSON parse. A span's
-attributes are first taken as raw JSON and decoded only when they hold a ``tokenkpi.*`` key, so the HTTP,
-database and foreign GenAI spans of a fleet's file cost little more than their bytes.
+converts int64 strings to ints while decoding, and never builds the dicts of a generic JSON parse. The
+Collector writes one instrumentation scope's spans together, so a scope's spans are first taken as raw
+JSON and searched for ``"tokenkpi.``: the HTTP, database and foreign GenAI scopes of a fleet's file, which
+never mention it, are only counted (msgspec skips their bytes in C); the others are decoded in one call.
 
 Any line it does not take as it expects (protobuf-JSON's proto field names, a value of an unexpected type,
 broken JSON, another signal) goes to ``_otlp_json.read_line``, which decides exactly as it always does,
@@ -38,7 +39,7 @@ from ._otlp_json import (
 
 __all__ = ["FastReader"]
 
-_OURS = re.compile(rb'"tokenkpi\.')  # searched in a span's raw JSON: a cheap test before decoding it
+_OURS = re.compile(rb'"tokenkpi\.')  # searched in a scope's raw JSON: a cheap test before decoding it
 
 
 class _Value(msgspec.Struct, frozen=True, gc=False):
@@ -83,8 +84,23 @@ class _Span(msgspec.Struct, gc=False):
     links: list[_Link] = []
 
 
+class _InstrumentationScope(msgspec.Struct, gc=False):
+    name: str = ""
+
+
 class _Scope(msgspec.Struct, gc=False):
-    spans: list[msgspec.Raw] = []  # decoded one by one, only those that mention tokenkpi.
+    scope: _InstrumentationScope | None = None
+    spans: msgspec.Raw = msgspec.Raw(b"")  # searched whole first: only counted when it never says tokenkpi.
+
+
+class _Uncounted(msgspec.Struct, gc=False):
+    """A span that is only counted: msgspec skips all of it, in C."""
+
+
+_COUNT = msgspec.json.Decoder(list[_Uncounted])
+_SPANS = msgspec.json.Decoder(list[_Span], strict=False)
+_RAW_SPANS = msgspec.json.Decoder(list[msgspec.Raw])
+_SPAN = msgspec.json.Decoder(_Span, strict=False)
 
 
 class _ResourceAttributes(msgspec.Struct, gc=False):
@@ -137,8 +153,11 @@ class FastReader:
         self.by = by
         self._ours_wanted = frozenset(key for key in wanted if key.startswith("tokenkpi."))
         self._request = msgspec.json.Decoder(_Request, strict=False)
-        self._span = msgspec.json.Decoder(_Span, strict=False)
         self.fallbacks = 0  # lines handed to the standard reader
+        # Scopes whose spans were mostly not ours last time (an HTTP server's: roll-ups on its roots only):
+        # their spans are searched one by one and only the ones that mention tokenkpi. decoded, instead of
+        # decoding the whole scope in one call (faster when most are ours, like a model client's).
+        self._sparse_scopes: set[str] = set()
 
     def read(self, line: bytes) -> LineSpans | None:
         try:
@@ -151,57 +170,74 @@ class FastReader:
         return read_line(line, self.wanted, self.by)
 
     def _spans(self, request: _Request) -> LineSpans:
-        search = _OURS.search
-        decode = self._span.decode
         total = 0
         spans: list[SpanRecord] = []
         for resource_spans in request.resourceSpans or ():
             resource: Resource | None = None
             for scope in resource_spans.scopeSpans:
-                total += len(scope.spans)
-                for raw in scope.spans:
-                    if search(raw) is None:
-                        continue
-                    span = decode(raw)
+                raw = scope.spans
+                if not raw:
+                    continue
+                if _OURS.search(raw) is None:
+                    total += len(_COUNT.decode(raw))
+                    continue
+                name = scope.scope.name if scope.scope is not None else ""
+                decoded, count = self._decode_scope(raw, name in self._sparse_scopes)
+                total += count
+                ours = 0
+                for span in decoded:
                     attrs = self._attributes(span.attributes)
                     if attrs is None:
                         continue
                     if resource is None:
                         resource = self._resource(resource_spans)
-                    status = span.status
-                    remote = span.flags & REMOTE_PARENT == REMOTE_PARENT
-                    if ID_KEYS[0] not in attrs and ID_KEYS[1] not in attrs and not remote:
-                        spans.append(  # the common case (a model call), without make_record's checks
-                            SpanRecord(
-                                span.traceId,
-                                span.spanId,
-                                span.parentSpanId or None,
-                                False,
-                                span.name,
-                                span.startTimeUnixNano,
-                                span.endTimeUnixNano,
-                                status is not None and status.code in ERROR_CODES,
-                                attrs,
-                                resource,
-                            )
-                        )
-                        continue
-                    spans.append(
-                        make_record(
-                            span.traceId,
-                            span.spanId,
-                            span.parentSpanId,
-                            span.flags,
-                            span.name,
-                            span.startTimeUnixNano,
-                            span.endTimeUnixNano,
-                            status.code if status is not None else 0,
-                            attrs,
-                            resource,
-                            [link.traceId for link in span.links] if "tokenkpi.outcome" in attrs else (),
-                        )
-                    )
+                    spans.append(self._record(span, attrs, resource))
+                    ours += 1
+                if 2 * ours < count:
+                    self._sparse_scopes.add(name)
+                else:
+                    self._sparse_scopes.discard(name)
         return LineSpans(total, spans)
+
+    @staticmethod
+    def _decode_scope(raw: msgspec.Raw, sparse: bool) -> tuple[list[_Span], int]:
+        """(the scope's spans that may be ours, decoded; how many spans it holds)."""
+        if not sparse:
+            decoded = _SPANS.decode(raw)
+            return decoded, len(decoded)
+        raws = _RAW_SPANS.decode(raw)
+        search = _OURS.search
+        return [_SPAN.decode(span) for span in raws if search(span) is not None], len(raws)
+
+    @staticmethod
+    def _record(span: _Span, attrs: dict[str, Any], resource: Resource) -> SpanRecord:
+        status = span.status
+        if ID_KEYS[0] not in attrs and ID_KEYS[1] not in attrs and span.flags & REMOTE_PARENT != REMOTE_PARENT:
+            return SpanRecord(  # the common case (a model call), without make_record's checks
+                span.traceId,
+                span.spanId,
+                span.parentSpanId or None,
+                False,
+                span.name,
+                span.startTimeUnixNano,
+                span.endTimeUnixNano,
+                status is not None and status.code in ERROR_CODES,
+                attrs,
+                resource,
+            )
+        return make_record(
+            span.traceId,
+            span.spanId,
+            span.parentSpanId,
+            span.flags,
+            span.name,
+            span.startTimeUnixNano,
+            span.endTimeUnixNano,
+            status.code if status is not None else 0,
+            attrs,
+            resource,
+            [link.traceId for link in span.links] if "tokenkpi.outcome" in attrs else (),
+        )
 
     def _attributes(self, items: list[_KeyValue]) -> dict[str, Any] | None:
         """The wanted attributes, typed; None when no key is ``tokenkpi.*`` (the name was in a value)."""

@@ -11,8 +11,13 @@ within one process of one trace (a roll-up covers the calls of its own process o
   exported, first) or the input ends; then units still waiting are judged by time, as before: a unit
   contained in another's time is nested unless both share a parent (concurrent siblings).
 
-Memory: one small entry per trace with roll-ups (to place nested units and late outcomes that arrive
-later), plus the units still waiting for their root; never the spans.
+Memory is flat in the input's size. The last ``WINDOW`` traces with roll-ups and conversations are kept
+in memory (to place units nested in a root that arrives later: in a Collector's file a process's spans of
+one trace come within one export batch or the next); older ones are appended to an anonymous temporary
+file and read back once, at the end, only to place late outcomes, which may come hours after their task.
+Units still waiting for their root beyond the window (counted in traces, between lines) are judged
+early, by time. What grows is one small
+entry per late outcome; never the spans.
 
 Late outcomes (``record_outcome(ok, conversation_id=...)`` or ``trace_id=...`` after the work ended) are
 ``record_outcome`` spans with ``tokenkpi.outcome`` and no roll-up. Each counts as one outcome of the task
@@ -23,9 +28,13 @@ conversation's last call); its ``--by`` group is that task's, else the outcome s
 from __future__ import annotations
 
 import heapq
+import itertools
+import marshal
+import tempfile
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from . import semconv as sc
 from ._otlp_json import SpanRecord
@@ -34,6 +43,7 @@ __all__ = ["Label", "LateOutcome", "Rollup", "TaskRun", "Units"]
 
 NONE_GROUP = "(none)"
 TOP_TASKS = 10
+WINDOW = 10_000  # traces (and conversations, and traces with units waiting) kept in memory; see above
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +121,72 @@ class LateOutcome:
     group: str
 
 
+class _Spill:
+    """Entries that left memory, in an anonymous temporary file (deleted on close), in batches."""
+
+    def __init__(self) -> None:
+        self._file: IO[bytes] | None = None
+        self.entries = 0
+
+    def write(self, batch: list[tuple[Any, ...]]) -> None:
+        if self._file is None:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        marshal.dump(batch, self._file)
+        self.entries += len(batch)
+
+    def read(self) -> Iterator[tuple[Any, ...]]:
+        if self._file is None:
+            return
+        self._file.seek(0)
+        while True:
+            try:
+                batch = marshal.load(self._file)
+            except EOFError:
+                return
+            yield from batch
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
 class Units:
     """Feed it every unit with :meth:`add`; :meth:`finish` once at the end. ``counted`` is called once per
     outermost unit, with its label and roll-up."""
 
-    def __init__(self, counted: Any) -> None:
+    def __init__(self, counted: Any, window: int | None = None) -> None:
         self._counted = counted
-        self._labels: dict[Label, Label] = {}
-        self._roots: dict[int, Label | tuple[Label, ...]] = {}  # trace -> its local roots' labels
+        self._window = max(1, WINDOW if window is None else window)
+        self._labels: dict[Label, int] = {}  # interned label -> its index in _label_list (spilled as the index)
+        self._label_list: list[Label] = []
+        self._roots: dict[int, tuple[Label, ...]] = {}  # trace -> its local roots' labels
         self._waiting: dict[tuple[str, str], list[_Waiting]] = defaultdict(list)  # (trace, process) -> units
-        self._conversations: dict[str, tuple[Label, str]] = {}  # conversation id -> first unit's label, trace
+        # conversation id -> (first unit's label, its trace, its order): the earliest order wins at the end
+        self._conversations: dict[str, tuple[Label, str, int]] = {}
+        self._spilled_roots = _Spill()  # (trace, label indexes)
+        self._spilled_conversations = _Spill()  # (conversation id, label index, trace, order)
         self._top: list[tuple[float, int, int, TaskRun]] = []  # min-heap of the costliest outermost units
         self._seq = 0
+        self._units_seen = 0
         self.late: list[LateOutcome] = []
 
     def label(self, group: str, name: str, is_task: bool, instance: str) -> Label:
         label = Label(group, name, is_task, instance)
-        return self._labels.setdefault(label, label)
+        index = self._labels.get(label)
+        if index is None:
+            self._labels[label] = len(self._label_list)
+            self._label_list.append(label)
+            return label
+        return self._label_list[index]
 
     def add(self, span: SpanRecord, label: Label, rollup: Rollup) -> None:
+        self._units_seen += 1
         conversation = span.attributes.get(sc.CONVERSATION_ID)
         if conversation and conversation not in self._conversations:
-            self._conversations[conversation] = (label, span.trace_id)
+            self._conversations[conversation] = (label, span.trace_id, self._units_seen)
+            if len(self._conversations) > self._window:
+                self._spill_conversations()
         if span.parent_span_id is None or span.parent_remote:
             self._root(span.trace_id, label)
             self._waiting.pop((span.trace_id, label.instance), None)  # inside this root: counted in it
@@ -143,26 +197,54 @@ class Units:
         waiting = _Waiting(span.trace_id, span.span_id, span.parent_span_id, span.start, span.end, label, rollup)
         self._waiting[(span.trace_id, label.instance)].append(waiting)
 
+    def end_of_line(self) -> None:
+        """Judge the oldest waiting units beyond the window, by time. Only between lines: a line is one
+        export batch, whose units (grouped by scope) may all come before their roots in the same line."""
+        if len(self._waiting) > self._window:
+            for key in list(itertools.islice(self._waiting, len(self._waiting) - self._window)):
+                self._judge(*key, self._waiting.pop(key))
+
     def add_late_outcome(self, span: SpanRecord, group: str) -> None:
         conversation = span.attributes.get(sc.CONVERSATION_ID)
         self.late.append(LateOutcome(span.attributes[sc.OUTCOME], conversation or None, span.links, group))
 
     def _root(self, trace_id: str, label: Label) -> None:
         key = int(trace_id, 16)
-        found = self._roots.get(key)
-        if found is None:
-            self._roots[key] = label
-        elif isinstance(found, Label):
-            self._roots[key] = (found, label)
-        else:
-            self._roots[key] = (*found, label)
+        self._roots[key] = (*self._roots.get(key, ()), label)
+        if len(self._roots) > self._window:
+            oldest = list(itertools.islice(self._roots.items(), self._window // 4 + 1))
+            for trace, _ in oldest:
+                del self._roots[trace]
+            index = self._labels
+            self._spilled_roots.write([(trace, tuple(index[label] for label in labels)) for trace, labels in oldest])
+
+    def _spill_conversations(self) -> None:
+        oldest = list(itertools.islice(self._conversations.items(), self._window // 4 + 1))
+        for conversation, _ in oldest:
+            del self._conversations[conversation]
+        index = self._labels
+        self._spilled_conversations.write(
+            [(conversation, index[label], trace, seq) for conversation, (label, trace, seq) in oldest]
+        )
 
     def _root_in(self, trace_id: str, instance: str) -> Label | None:
-        found = self._roots.get(int(trace_id, 16))
-        for label in (found,) if isinstance(found, Label) else found or ():
+        for label in self._roots.get(int(trace_id, 16), ()):
             if label.instance == instance:
                 return label
         return None
+
+    def _judge(self, trace_id: str, instance: str, units: list[_Waiting]) -> None:
+        """Count the outermost of units whose local root never came: by time, siblings apart."""
+        if self._root_in(trace_id, instance) is not None:
+            return
+        outer: _Waiting | None = None  # the unit reaching furthest so far, in start order
+        for unit in sorted(units, key=lambda u: (u.start, -u.end, u.span_id)):
+            if outer is not None and unit.end <= outer.end and unit.parent_span_id != outer.parent_span_id:
+                continue  # inside ``outer``: its calls are in outer's roll-up already
+            self._root(trace_id, unit.label)
+            self._count(unit.label, unit.rollup, trace_id, unit.start, unit.end)
+            if outer is None or unit.end > outer.end:
+                outer = unit
 
     def _count(self, label: Label, rollup: Rollup, trace_id: str, start: int, end: int) -> None:
         self._counted(label, rollup)
@@ -178,35 +260,50 @@ class Units:
         """Count the units still waiting, then place the late outcomes: (outcome, task names, group)."""
         waiting, self._waiting = self._waiting, defaultdict(list)
         for (trace_id, instance), units in waiting.items():
-            if self._root_in(trace_id, instance) is not None:
-                continue
-            outer: _Waiting | None = None  # the unit reaching furthest so far, in start order
-            for unit in sorted(units, key=lambda u: (u.start, -u.end, u.span_id)):
-                if outer is not None and unit.end <= outer.end and unit.parent_span_id != outer.parent_span_id:
-                    continue  # inside ``outer``: its calls are in outer's roll-up already
-                self._root(trace_id, unit.label)
-                self._count(unit.label, unit.rollup, trace_id, unit.start, unit.end)
-                if outer is None or unit.end > outer.end:
-                    outer = unit
+            self._judge(trace_id, instance, units)
+        conversations, roots = self._lookups()
         placed = []
         for late in self.late:
             names: set[str] = set()
             group = NONE_GROUP
-            target = self._conversations.get(late.conversation) if late.conversation else None
+            target = conversations.get(late.conversation) if late.conversation else None
             traces = [target[1]] if target is not None else list(late.links)
             if target is not None:
                 names.add(target[0].name)
                 group = target[0].group
             for trace_id in traces:
-                roots = self._roots.get(int(trace_id, 16))
-                root = roots if isinstance(roots, Label) else (roots[0] if roots else None)
-                if root is not None:
-                    names.add(root.name)
-                    group = root.group if root.group != NONE_GROUP else group
+                found = roots.get(int(trace_id, 16))
+                if found:
+                    names.add(found[0].name)
+                    group = found[0].group if found[0].group != NONE_GROUP else group
                     self._mark_late(trace_id, late.outcome)
                     break
             placed.append((late, names, group if group != NONE_GROUP else late.group))
+        self._spilled_roots.close()
+        self._spilled_conversations.close()
         return placed
+
+    def _lookups(self) -> tuple[dict[str, tuple[Label, str, int]], dict[int, tuple[Label, ...]]]:
+        """The conversations and roots the late outcomes name: from memory, and from the spill files (read
+        once each, keeping only what is named; an earlier entry comes first)."""
+        if not self.late or not (self._spilled_conversations.entries or self._spilled_roots.entries):
+            return self._conversations, self._roots
+        labels = self._label_list
+        named = {late.conversation for late in self.late if late.conversation}
+        conversations = {c: self._conversations[c] for c in named if c in self._conversations}
+        for conversation, label, trace, seq in self._spilled_conversations.read():
+            if conversation in named:
+                kept = conversations.get(conversation)
+                if kept is None or seq < kept[2]:
+                    conversations[conversation] = (labels[label], trace, seq)
+        traces = {int(t, 16) for late in self.late for t in late.links}
+        traces.update(int(target[1], 16) for target in conversations.values())
+        spilled: dict[int, tuple[Label, ...]] = {}
+        for trace, indexes in self._spilled_roots.read():
+            if trace in traces:
+                spilled[trace] = (*spilled.get(trace, ()), *(labels[i] for i in indexes))
+        roots = {t: (*spilled.get(t, ()), *self._roots.get(t, ())) for t in traces}
+        return conversations, roots
 
     def _mark_late(self, trace_id: str, outcome: str) -> None:
         for entry in self._top:

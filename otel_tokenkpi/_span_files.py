@@ -9,6 +9,7 @@ Files are read line by line, so memory stays flat whatever their size.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from collections.abc import Iterator, Sequence
@@ -18,6 +19,9 @@ __all__ = ["SpanFileError", "expand", "lines"]
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# A Collector line holds up to 512 spans (hundreds of KB): read in large blocks, not the default 8 KB, so
+# a line is not assembled from a hundred small reads (a tenth of the report's time on a plain file).
+READ_BUFFER = 1 << 22
 
 
 class SpanFileError(Exception):
@@ -55,11 +59,11 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 def _open(path: str) -> tuple[IO[bytes], BinaryIO]:
     """(the file to read lines from, the raw file whose position measures progress)."""
-    raw = open(path, "rb")  # noqa: SIM115 - closed by lines()
+    raw = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by lines()
     magic = raw.read(4)
     raw.seek(0)
     if magic.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=raw, mode="rb"), raw  # type: ignore[return-value]
+        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), READ_BUFFER), raw  # type: ignore[arg-type]
     if magic == ZSTD_MAGIC:
         raw.close()
         raise SpanFileError(f"{path} is zstd-compressed: decompress it first (zstd -d), or read it plain or gzip'd")

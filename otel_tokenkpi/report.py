@@ -277,6 +277,7 @@ class Report:
         self.spans += spans.total
         for span in spans.spans:
             self.add_span(span)
+        self._units.end_of_line()
 
     def bad_line(self, path: str, number: int, reason: str) -> None:
         self.bad_line_count += 1

@@ -211,3 +211,86 @@ def test_a_copy_of_the_demo_file_in_a_directory_reports_twice_the_demo(loaded_da
     report = read_report(folder, by="team")
     ((team, totals, calls),) = report.by_group()
     assert (team, totals.tasks, totals.successes, totals.tokens, calls.calls) == ("travel", 2, 2, 2 * 6803, 12)
+
+
+@pytest.mark.skipif("msgspec" not in readers(), reason="msgspec is not installed (the [fast] extra)")
+def test_the_fast_reader_finds_our_spans_among_others_in_every_kind_of_scope(tmp_path: Path) -> None:
+    """A scope that never mentions tokenkpi. is only counted; one where most spans are not ours (an HTTP
+    server's) is searched span by span; one where most are ours is decoded whole. The same scope switches
+    between the last two from line to line: every model call is still found, once."""
+
+    def http(number: int) -> dict:
+        return span("E", number, None, "GET /items", 1, 2, {"http.route": "/items", "http.status_code": 200})
+
+    def model_call(number: int, tokens: int) -> dict:
+        return span(
+            "E",
+            number,
+            None,
+            "chat m",
+            1,
+            2,
+            {sc.OPERATION_NAME: "chat", sc.USAGE_INPUT_TOKENS: tokens, sc.WASTE_TOKENS: 1},
+        )
+
+    def line(*scopes: tuple[str, list[dict]]) -> str:
+        return json.dumps(
+            {
+                "resourceSpans": [
+                    {
+                        "resource": {"attributes": []},
+                        "scopeSpans": [{"scope": {"name": n}, "spans": s} for n, s in scopes],
+                    }
+                ]
+            }
+        )
+
+    lines = [
+        line(("db", [http(1), http(2)]), ("app", [model_call(3, 5), http(4), http(5), http(6)])),  # app: sparse
+        line(("app", [model_call(7, 11), model_call(8, 13), http(9)])),  # app: mostly ours now
+        line(("app", [model_call(10, 17), http(11)]), ("db", [])),  # and back
+    ]
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    for reader in ("python", "msgspec"):
+        report = read_report(path, reader=reader)
+        totals = (report.spans, report.calls.calls, report.calls.input_tokens, report.calls.waste_tokens)
+        assert totals == (11, 4, 46, 4), reader
+
+
+def test_memory_is_a_window_and_what_left_it_still_places_late_outcomes(
+    feedback_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a window of 50 traces most roots and conversations go to the spill files; the report is the
+    same, to the digit: nested tasks, late outcomes by conversation and by trace link, groups, the costliest
+    tasks."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    from _span_file import write_span_file
+
+    from otel_tokenkpi import _report_tables as tables
+    from otel_tokenkpi import _report_units
+    from otel_tokenkpi.report_html import render_html
+
+    def render(report) -> str:
+        text = tables.summary(report, "spans") + tables.by_model(report) + tables.by_kind(report)
+        return "\n".join(text + tables.by_task(report) + tables.kpi(report, "team")) + render_html(report)
+
+    generated = tmp_path / "fleet.jsonl"
+    with open(generated, "w", encoding="utf-8") as out:
+        expected = write_span_file(out, 6000, seed=3, unfiltered=True)
+    assert expected.late_outcomes > 0
+    for path in (generated, feedback_file):
+        whole = read_report(path, by="team")
+        monkeypatch.setattr(_report_units, "WINDOW", 50)
+        windowed = read_report(path, by="team")
+        monkeypatch.undo()
+        if path == generated:
+            assert windowed._units._spilled_conversations.entries > 100
+            assert windowed._units._spilled_roots.entries > 100
+        assert render(windowed) == render(whole)
+        assert (windowed.late_outcomes, windowed.late_unmatched) == (whole.late_outcomes, whole.late_unmatched)
+        assert [(t.trace_id, t.late_outcomes) for t in windowed.top_tasks()] == [
+            (t.trace_id, t.late_outcomes) for t in whole.top_tasks()
+        ]
+    tasks = read_report(generated, by="team").tasks()
+    assert (tasks.tasks, tasks.successes, tasks.failures) == (expected.tasks, expected.successes, expected.failures)
