@@ -72,16 +72,18 @@ class Rollup:
 
     @classmethod
     def of(cls, attrs: dict[str, Any]) -> Rollup:
-        tools = attrs.get(sc.TRACE_UNUSED_TOOL_NAMES)
+        get = attrs.get
+        tools = get(sc.TRACE_UNUSED_TOOL_NAMES)
+        outcome = get(sc.OUTCOME)
         return cls(
-            attrs.get(sc.TRACE_LLM_CALLS, 0),
-            attrs.get(sc.TRACE_INPUT_TOKENS, 0),
-            attrs.get(sc.TRACE_OUTPUT_TOKENS, 0),
-            attrs.get(sc.TRACE_WASTE_TOKENS, 0),
-            attrs.get(sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS, 0),
-            attrs.get(sc.TRACE_COST_USD),
-            attrs.get(sc.TRACE_WASTE_COST_USD),
-            attrs.get(sc.OUTCOME) if attrs.get(sc.OUTCOME) in ("success", "failure") else None,
+            get(sc.TRACE_LLM_CALLS, 0),
+            get(sc.TRACE_INPUT_TOKENS, 0),
+            get(sc.TRACE_OUTPUT_TOKENS, 0),
+            get(sc.TRACE_WASTE_TOKENS, 0),
+            get(sc.TRACE_WASTE_UNUSED_TOOL_DEFINITIONS_TOKENS, 0),
+            get(sc.TRACE_COST_USD),
+            get(sc.TRACE_WASTE_COST_USD),
+            outcome if outcome in ("success", "failure") else None,
             tuple(map(str, tools)) if isinstance(tools, tuple) else (),
         )
 
@@ -158,6 +160,7 @@ class Units:
     def __init__(self, counted: Any, window: int | None = None) -> None:
         self._counted = counted
         self._window = max(1, WINDOW if window is None else window)
+        self._by_key: dict[tuple[str, str, bool, str], Label] = {}  # interned labels
         self._labels: dict[Label, int] = {}  # interned label -> its index in _label_list (spilled as the index)
         self._label_list: list[Label] = []
         self._roots: dict[int, tuple[Label, ...]] = {}  # trace -> its local roots' labels
@@ -172,13 +175,13 @@ class Units:
         self.late: list[LateOutcome] = []
 
     def label(self, group: str, name: str, is_task: bool, instance: str) -> Label:
-        label = Label(group, name, is_task, instance)
-        index = self._labels.get(label)
-        if index is None:
+        key = (group, name, is_task, instance)  # a tuple hashes in C; the dataclass's hash is Python code
+        label = self._by_key.get(key)
+        if label is None:
+            label = self._by_key[key] = Label(group, name, is_task, instance)
             self._labels[label] = len(self._label_list)
             self._label_list.append(label)
-            return label
-        return self._label_list[index]
+        return label
 
     def add(self, span: SpanRecord, label: Label, rollup: Rollup) -> None:
         self._units_seen += 1

@@ -75,6 +75,7 @@ _CALL_INTS = (
     sc.WASTE_TOKENS,
     *_KIND_KEYS,
 )
+_ZEROS = (0,) * len(_CALL_INTS)
 
 
 class CallTotals:
@@ -93,7 +94,7 @@ class CallTotals:
     def add(self, attrs: dict[str, Any], error: bool) -> list[int]:
         """One call; returns its [input, output, cache read, waste, *waste per kind]."""
         get = attrs.get
-        values = [get(key, 0) for key in _CALL_INTS]
+        values = list(map(get, _CALL_INTS, _ZEROS))
         self.calls += 1
         self.errors += error
         self.ints[:] = map(add, self.ints, values)
@@ -148,7 +149,7 @@ class CallTotals:
         return kind if kinds[kind] > 0 else None
 
 
-@dataclass
+@dataclass(slots=True)
 class TaskTotals:
     """Tasks (roll-up spans) summed, with their outcomes (late ones included)."""
 
