@@ -14,10 +14,11 @@ within one process of one trace (a roll-up covers the calls of its own process o
 Memory is flat in the input's size. The last ``WINDOW`` traces with roll-ups and conversations are kept
 in memory (to place units nested in a root that arrives later: in a Collector's file a process's spans of
 one trace come within one export batch or the next); older ones are appended to an anonymous temporary
-file and read back once, at the end, only to place late outcomes, which may come hours after their task.
-Units still waiting for their root beyond the window (counted in traces, between lines) are judged
-early, by time. What grows is one small
-entry per late outcome; never the spans.
+file. A late outcome is placed as it arrives when memory alone decides it (its task is in memory, and a
+fixed-size filter of what left memory says no earlier entry can be in the file); the others, whose task
+is older than the window or not read yet, wait for the end, where the file is read back once. Units
+still waiting for their root beyond the window (counted in traces, between lines) are judged early, by
+time. Never the spans.
 
 Late outcomes (``record_outcome(ok, conversation_id=...)`` or ``trace_id=...`` after the work ended) are
 ``record_outcome`` spans with ``tokenkpi.outcome`` and no roll-up. Each counts as one outcome of the task
@@ -153,12 +154,39 @@ class _Spill:
             self._file = None
 
 
+class _LeftMemory:
+    """A Bloom filter of the keys that went to a spill file, in a fixed 1 MB: ``might_hold`` never says no
+    for a key that was added, and says yes for one that was not about once in 20,000 at 76,000 keys
+    (a million-span fleet file), once in 20 at a million. A yes only defers a late outcome to the end."""
+
+    BITS = 1 << 23
+
+    def __init__(self) -> None:
+        self._bits = bytearray(self.BITS // 8)
+        self.empty = True
+
+    def add(self, key: object) -> None:
+        self.empty = False
+        for position in self._positions(key):
+            self._bits[position >> 3] |= 1 << (position & 7)
+
+    def might_hold(self, key: object) -> bool:
+        bits = self._bits
+        return not self.empty and all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(key))
+
+    def _positions(self, key: object) -> tuple[int, int]:
+        hashed = hash(key)
+        return hashed & (self.BITS - 1), ((hashed >> 23) | 1) * 0x9E3779B1 & (self.BITS - 1)
+
+
 class Units:
     """Feed it every unit with :meth:`add`; :meth:`finish` once at the end. ``counted`` is called once per
-    outermost unit, with its label and roll-up."""
+    outermost unit, with its label and roll-up; ``placed`` once per late outcome, with the names of the
+    tasks it counts for (none: its task is not in the input) and its ``--by`` group."""
 
-    def __init__(self, counted: Any, window: int | None = None) -> None:
+    def __init__(self, counted: Any, placed: Any, window: int | None = None) -> None:
         self._counted = counted
+        self._placed = placed
         self._window = max(1, WINDOW if window is None else window)
         self._by_key: dict[tuple[str, str, bool, str], Label] = {}  # interned labels
         self._labels: dict[Label, int] = {}  # interned label -> its index in _label_list (spilled as the index)
@@ -169,10 +197,11 @@ class Units:
         self._conversations: dict[str, tuple[Label, str, int]] = {}
         self._spilled_roots = _Spill()  # (trace, label indexes)
         self._spilled_conversations = _Spill()  # (conversation id, label index, trace, order)
+        self._left_memory = _LeftMemory()  # conversation ids and trace keys that went to a spill file
         self._top: list[tuple[float, int, int, TaskRun]] = []  # min-heap of the costliest outermost units
         self._seq = 0
         self._units_seen = 0
-        self.late: list[LateOutcome] = []
+        self.late: list[LateOutcome] = []  # the ones left for the end
 
     def label(self, group: str, name: str, is_task: bool, instance: str) -> Label:
         key = (group, name, is_task, instance)  # a tuple hashes in C; the dataclass's hash is Python code
@@ -209,7 +238,42 @@ class Units:
 
     def add_late_outcome(self, span: SpanRecord, group: str) -> None:
         conversation = span.attributes.get(sc.CONVERSATION_ID)
-        self.late.append(LateOutcome(span.attributes[sc.OUTCOME], conversation or None, span.links, group))
+        late = LateOutcome(span.attributes[sc.OUTCOME], conversation or None, span.links, group)
+        if not self._place_now(late):
+            self.late.append(late)
+
+    def _place_now(self, late: LateOutcome) -> bool:
+        """Place ``late`` if memory alone decides it as :meth:`finish` would: its conversation's first unit
+        and the root of the trace it names are in memory, and no earlier entry of either can be in a spill."""
+        left = self._left_memory.might_hold
+        first: Label | None = None
+        if late.conversation:
+            target = self._conversations.get(late.conversation)
+            if target is None or left(late.conversation):
+                return False
+            first, trace_id = target[0], target[1]
+        elif late.links:
+            trace_id = late.links[0]
+        else:
+            return False
+        key = int(trace_id, 16)
+        roots = self._roots.get(key)
+        if not roots or left(key):
+            return False  # its root may come later, or be in a spill: decided at the end
+        self._place(late, first, trace_id, roots[0])
+        return True
+
+    def _place(self, late: LateOutcome, first: Label | None, trace_id: str | None, root: Label | None) -> None:
+        names: set[str] = set()
+        group = NONE_GROUP
+        if first is not None:
+            names.add(first.name)
+            group = first.group
+        if root is not None and trace_id is not None:
+            names.add(root.name)
+            group = root.group if root.group != NONE_GROUP else group
+            self._mark_late(trace_id, late.outcome)
+        self._placed(late, names, group if group != NONE_GROUP else late.group)
 
     def _root(self, trace_id: str, label: Label) -> None:
         key = int(trace_id, 16)
@@ -218,6 +282,7 @@ class Units:
             oldest = list(itertools.islice(self._roots.items(), self._window // 4 + 1))
             for trace, _ in oldest:
                 del self._roots[trace]
+                self._left_memory.add(trace)
             index = self._labels
             self._spilled_roots.write([(trace, tuple(index[label] for label in labels)) for trace, labels in oldest])
 
@@ -225,6 +290,7 @@ class Units:
         oldest = list(itertools.islice(self._conversations.items(), self._window // 4 + 1))
         for conversation, _ in oldest:
             del self._conversations[conversation]
+            self._left_memory.add(conversation)
         index = self._labels
         self._spilled_conversations.write(
             [(conversation, index[label], trace, seq) for conversation, (label, trace, seq) in oldest]
@@ -259,32 +325,20 @@ class Units:
         elif entry[:3] > self._top[0][:3]:
             heapq.heapreplace(self._top, entry)
 
-    def finish(self) -> list[tuple[LateOutcome, set[str], str]]:
-        """Count the units still waiting, then place the late outcomes: (outcome, task names, group)."""
+    def finish(self) -> None:
+        """Count the units still waiting, then place the late outcomes left for the end."""
         waiting, self._waiting = self._waiting, defaultdict(list)
         for (trace_id, instance), units in waiting.items():
             self._judge(trace_id, instance, units)
         conversations, roots = self._lookups()
-        placed = []
         for late in self.late:
-            names: set[str] = set()
-            group = NONE_GROUP
             target = conversations.get(late.conversation) if late.conversation else None
             traces = [target[1]] if target is not None else list(late.links)
-            if target is not None:
-                names.add(target[0].name)
-                group = target[0].group
-            for trace_id in traces:
-                found = roots.get(int(trace_id, 16))
-                if found:
-                    names.add(found[0].name)
-                    group = found[0].group if found[0].group != NONE_GROUP else group
-                    self._mark_late(trace_id, late.outcome)
-                    break
-            placed.append((late, names, group if group != NONE_GROUP else late.group))
+            found = next(((t, roots[int(t, 16)][0]) for t in traces if roots.get(int(t, 16))), (None, None))
+            self._place(late, target[0] if target is not None else None, *found)
+        self.late = []
         self._spilled_roots.close()
         self._spilled_conversations.close()
-        return placed
 
     def _lookups(self) -> tuple[dict[str, tuple[Label, str, int]], dict[int, tuple[Label, ...]]]:
         """The conversations and roots the late outcomes name: from memory, and from the spill files (read

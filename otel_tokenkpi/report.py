@@ -31,7 +31,7 @@ from typing import IO, Any
 
 from . import semconv as sc
 from ._otlp_json import ANY, FLOAT, INT, STR, LineSpans, MalformedLine, SpanRecord, read_line
-from ._report_units import NONE_GROUP, Label, Rollup, TaskRun, Units
+from ._report_units import NONE_GROUP, Label, LateOutcome, Rollup, TaskRun, Units
 from ._span_files import SpanFileError, expand, lines
 
 __all__ = ["NONE_GROUP", "CallTotals", "Report", "TaskTotals", "Timeline", "read_report", "readers"]
@@ -268,7 +268,7 @@ class Report:
         self._cells: dict[tuple[str, str, str], CallTotals] = {}  # (model, service, group) -> calls
         self._total = TaskTotals()
         self._groups: dict[str, TaskTotals] = defaultdict(TaskTotals)
-        self._units = Units(self._count_task)
+        self._units = Units(self._count_task, self._count_late)
         self._finished = False
 
     # -- feeding -------------------------------------------------------------------------------------
@@ -337,22 +337,24 @@ class Report:
         self._total.add(rollup)
         self._groups[label.group].add(rollup)
 
+    def _count_late(self, late: LateOutcome, names: set[str], group: str) -> None:
+        self.late_outcomes += 1
+        if not names:  # its task is not in the input: counting it would skew tokens per success
+            self.late_unmatched += 1
+            return
+        self._total.add_outcome(late.outcome)
+        self._groups[group].add_outcome(late.outcome)
+        if group != NONE_GROUP:
+            self.group_seen = True
+        for name in sorted(names):
+            self.by_task[name].add_outcome(late.outcome)
+
     def finish(self) -> Report:
         """Count the tasks still undecided and place late outcomes; the views below read the result."""
         if self._finished:
             return self
         self._finished = True
-        for late, names, group in self._units.finish():
-            self.late_outcomes += 1
-            if not names:  # its task is not in the input: counting it would skew tokens per success
-                self.late_unmatched += 1
-                continue
-            self._total.add_outcome(late.outcome)
-            self._groups[group].add_outcome(late.outcome)
-            if group != NONE_GROUP:
-                self.group_seen = True
-            for name in sorted(names):
-                self.by_task[name].add_outcome(late.outcome)
+        self._units.finish()
         for (model, service, group), cell in self._cells.items():
             self.calls.merge(cell)
             self.by_model[model].merge(cell)
