@@ -134,19 +134,16 @@ class _Spill:
     def write(self, batch: list[tuple[Any, ...]]) -> None:
         if self._file is None:
             self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        marshal.dump(batch, self._file)
+        data = marshal.dumps(batch)  # a batch with its length: marshal.load on a file reads in tiny pieces
+        self._file.write(len(data).to_bytes(8, "little") + data)
         self.entries += len(batch)
 
     def read(self) -> Iterator[tuple[Any, ...]]:
         if self._file is None:
             return
         self._file.seek(0)
-        while True:
-            try:
-                batch = marshal.load(self._file)
-            except EOFError:
-                return
-            yield from batch
+        while size := self._file.read(8):
+            yield from marshal.loads(self._file.read(int.from_bytes(size, "little")))
 
     def close(self) -> None:
         if self._file is not None:
