@@ -53,13 +53,6 @@ from ._shapes import (
 )
 
 
-def _text_blocks(content: Any) -> str:
-    """Text of ``content`` (a string or blocks): text blocks only."""
-    if isinstance(content, str):
-        return content
-    return "".join(get(block, "text", "") for block in as_list(content) if get(block, "type") == "text")
-
-
 def _tool_result(block: Any) -> ContextItem:
     content = get(block, "content")
     text = content if isinstance(content, str) else text_of(as_list(content))
@@ -139,7 +132,7 @@ def read_context(base: CallRequest, fields: dict[str, Any], memoized: bool = Tru
     kwargs, the user's own objects re-sent every call; a Bedrock body is JSON parsed afresh for each
     call, where a memo could never hit and would only keep dead objects alive."""
     system = fields.get("system")
-    system_text = _text_blocks(system) if system is not None else ""
+    system_text = text_of(as_list(system) if not isinstance(system, str) else system)
     if system_text:
         base.messages.append(ContextItem(role="system", text=system_text, is_instructions=True))
     read_one, read_tool = (_message_memo, _tool_memo) if memoized else (read_message, read_tool_definition)

@@ -40,24 +40,17 @@ from otel_tokenkpi.invocation import (
     Usage,
 )
 
-from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params
+from ._shapes import IdentityMemo, ParamNames, as_list, compact_json, get, read_params, text_of
+
+
+def _document_block_text(block: Any) -> str:
+    """A content block without text: a ``document`` block counts as its data, anything else as nothing."""
+    return document_text(get(block, "document")) if get(block, "type") == "document" else ""
 
 
 def _blocks_text(content: Any) -> str:
     """Text of a message's content: a string, or ``text`` blocks (``document`` blocks: their data)."""
-    if isinstance(content, str):
-        return content
-    pieces: list[str] = []
-    for block in as_list(content):
-        if isinstance(block, str):
-            pieces.append(block)
-            continue
-        kind = get(block, "type")
-        if kind == "text":
-            pieces.append(get(block, "text", "") or "")
-        elif kind == "document":
-            pieces.append(document_text(get(block, "document")))
-    return "".join(pieces)
+    return text_of(content if isinstance(content, str) else as_list(content), other_part=_document_block_text)
 
 
 def document_text(document: Any) -> str:

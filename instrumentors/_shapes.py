@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -86,9 +87,12 @@ def compact_json(value: Any) -> str:
             return ""
 
 
-def text_of(content: Any, text_keys: tuple[str, ...] = ("text",)) -> str:
-    """Text of a message content: a string, or a list of parts whose text
-    lives under one of ``text_keys``. Images, audio and files count as no text."""
+def text_of(
+    content: Any, text_keys: tuple[str, ...] = ("text",), other_part: Callable[[Any], str] | None = None
+) -> str:
+    """Text of a message content: a string, or a list of parts whose text lives under one of
+    ``text_keys``; a part without one is ``other_part(part)`` when given (a provider's documents), else no
+    text (images, audio, files)."""
     if content is None:
         return ""
     if isinstance(content, str):
@@ -104,6 +108,9 @@ def text_of(content: Any, text_keys: tuple[str, ...] = ("text",)) -> str:
                 if isinstance(text, str):
                     pieces.append(text)
                     break
+            else:
+                if other_part is not None:
+                    pieces.append(other_part(part))
         return "".join(pieces)
     return ""
 

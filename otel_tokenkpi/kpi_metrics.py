@@ -8,7 +8,7 @@ attributes join only when the user opts in, since they may be unbounded.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import metrics
@@ -22,6 +22,14 @@ if TYPE_CHECKING:
 SCOPE = "otel_tokenkpi"
 
 
+def create_histogram(meter: Any, name: str, unit: str, description: str, buckets: Sequence[float]) -> Any:
+    """A histogram with the bucket boundaries the semantic conventions advise (``semconv.*_BUCKETS``): the
+    SDK's defaults are made for milliseconds and would put every token count or ratio in one bucket."""
+    return meter.create_histogram(
+        name, unit=unit, description=description, explicit_bucket_boundaries_advisory=list(buckets)
+    )
+
+
 class KPIMetrics:
     def __init__(self, meter_provider: Any = None) -> None:
         from .version import __version__
@@ -31,11 +39,12 @@ class KPIMetrics:
             sc.METRIC_WASTE_TOKENS, unit="{token}", description="Tokens wasted, by kind (tokenkpi.waste.kind)"
         )
         self.cost = meter.create_counter(sc.METRIC_COST_USD, unit="USD", description="Estimated price of model calls")
-        self.utilization = meter.create_histogram(
+        self.utilization = create_histogram(
+            meter,
             sc.METRIC_CONTEXT_UTILIZATION,
-            unit="1",
-            description="Input tokens / the model's context window",
-            explicit_bucket_boundaries_advisory=list(sc.UTILIZATION_BUCKETS),
+            "1",
+            "Input tokens / the model's context window",
+            sc.UTILIZATION_BUCKETS,
         )
         self.outcomes = meter.create_counter(
             sc.METRIC_OUTCOMES, unit="{outcome}", description="Outcomes recorded with record_outcome()"

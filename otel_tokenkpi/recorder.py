@@ -20,7 +20,7 @@ from ._safety import _Switch, run_hook
 from .counting import ContextCounts
 from .engine import ENGINE, Assessment
 from .invocation import CallRequest, CallResult, FinishedCall, Usage
-from .kpi_metrics import KPIMetrics
+from .kpi_metrics import KPIMetrics, create_histogram
 
 
 class Recorder:
@@ -34,17 +34,11 @@ class Recorder:
         self.switch = _Switch()
         self.tracer = trace.get_tracer(scope, version, tracer_provider)
         meter = metrics.get_meter(scope, version, meter_provider)
-        self.token_usage = meter.create_histogram(
-            sc.METRIC_TOKEN_USAGE,
-            unit="{token}",
-            description="Number of input and output tokens used",
-            explicit_bucket_boundaries_advisory=list(sc.TOKEN_USAGE_BUCKETS),
+        self.token_usage = create_histogram(
+            meter, sc.METRIC_TOKEN_USAGE, "{token}", "Number of input and output tokens used", sc.TOKEN_USAGE_BUCKETS
         )
-        self.duration = meter.create_histogram(
-            sc.METRIC_OPERATION_DURATION,
-            unit="s",
-            description="GenAI operation duration",
-            explicit_bucket_boundaries_advisory=list(sc.DURATION_BUCKETS),
+        self.duration = create_histogram(
+            meter, sc.METRIC_OPERATION_DURATION, "s", "GenAI operation duration", sc.DURATION_BUCKETS
         )
         self.kpi_metrics = KPIMetrics(meter_provider)
         self.capture_content = content.capture_enabled()
