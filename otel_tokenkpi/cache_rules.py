@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from . import prices
+
 
 @dataclass(frozen=True, slots=True)
 class CacheRule:
@@ -134,11 +136,14 @@ def _model_key(model: str) -> str:
     return name.removeprefix("ft:")
 
 
-@lru_cache(maxsize=1024)
 def rule_for(provider: str, model: str | None) -> CacheRule | None:
-    """The cache rule for this provider's model; None when the table does not know it."""
-    if not model:
-        return None
+    """The cache rule for this provider's model (a ``model_aliases`` name: its model's); None when the table
+    does not know it."""
+    return _rule_for(provider, prices.canonical_model(model)) if model else None
+
+
+@lru_cache(maxsize=1024)
+def _rule_for(provider: str, model: str) -> CacheRule | None:
     key = _model_key(model)
     for providers, prefixes, rule in _TABLE:
         if provider in providers and key.startswith(prefixes):

@@ -239,8 +239,15 @@ def _load() -> None:
         _start_updater()
 
 
+def canonical_model(model: str) -> str:
+    """The model a name stands for under the configured ``model_aliases`` (a deployment name -> its model;
+    alias names are case-insensitive), else the name itself. The tokenizer and the cache rules use it too,
+    so an aliased deployment is counted and judged as its model, not only priced as it."""
+    return _aliases.get(model.lower(), model) if _aliases else model
+
+
 def _resolve(snapshot: Any, provider: str | None, model: str) -> _Resolved | None:
-    ref = _aliases.get(model.lower(), model)  # alias names are case-insensitive
+    ref = canonical_model(model)
     pid = PROVIDER_IDS.get(provider.lower(), provider.lower()) if provider else None
     candidates: list[tuple[str | None, str]] = [(pid, ref)] if pid else []
     if "/" in ref:  # "openai/gpt-4o" (LiteLLM style), "models/gemini-2.5-flash"

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any, NamedTuple
 
+from . import prices
 from ._safety import ImportGate
 
 logger = logging.getLogger("otel_tokenkpi")
@@ -82,7 +83,7 @@ _import_gate = ImportGate()  # a fork waits for the loader's import of tiktoken
 
 def encoding_name_for_model(model: str | None) -> str | None:
     """The tiktoken encoding of an OpenAI model name; None for other models (they get the estimator)."""
-    return _encoding_name(model) if isinstance(model, str) and model else None
+    return _encoding_name(prices.canonical_model(model)) if isinstance(model, str) and model else None
 
 
 @lru_cache(maxsize=1024)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from . import tokens
+from . import prices, tokens
 from .invocation import ToolDefinition
 
 # -- the per-provider constants, one table (sources: docs/tool-token-counting.md) ----------------
@@ -234,7 +234,7 @@ def openai_namespace(blocks: list[str]) -> str:
 
 
 def _is_gpt5(model: str) -> bool:
-    m = model.strip().lower().rsplit("/", 1)[-1]
+    m = prices.canonical_model(model).strip().lower().rsplit("/", 1)[-1]
     return m.startswith("gpt-5")
 
 
@@ -297,7 +297,7 @@ def _count_openai(
 def anthropic_tool_prompt_tokens(model: str | None, tool_choice: str | None) -> int:
     """The tool-use system prompt's tokens for ``model`` and ``tool_choice`` (auto/none vs any/tool)."""
     auto, forced = _ANTHROPIC_DEFAULT
-    name = (model or "").strip().lower()
+    name = prices.canonical_model(model or "").strip().lower()
     name = name.rsplit("/", 1)[-1]
     name = name[name.find("claude") :] if "claude" in name else name
     best = ""
@@ -310,7 +310,7 @@ def anthropic_tool_prompt_tokens(model: str | None, tool_choice: str | None) -> 
 def is_anthropic_model(provider: str, model: str | None) -> bool:
     if provider == "anthropic":
         return True
-    return provider in ("aws.bedrock", "gcp.vertex_ai") and "claude" in (model or "").lower()
+    return provider in ("aws.bedrock", "gcp.vertex_ai") and "claude" in prices.canonical_model(model or "").lower()
 
 
 def estimate_tool(tool: ToolDefinition, model: str | None = None) -> tokens.TokenCount:

@@ -679,10 +679,16 @@ def test_model_aliases_price_a_deployment_name(rx: Rx, fake: Fake, tmp_path: Pat
     assert aliased["gen_ai.response.model"] == "my-deploy"
     assert aliased["tokenkpi.context.window"] == CONTEXT_WINDOW
     assert aliased["tokenkpi.cost.usd"] == pytest.approx(GPT_4O_COST, rel=1e-12)  # gpt-4o's, not -mini's
+    # Counted and judged as gpt-4o too: its tokenizer (exact, not the estimate) and its prompt-cache rule.
+    assert "tokenkpi.tokens.estimated" not in aliased
+    assert aliased["tokenkpi.context.new_tokens"] == 1  # "hi" in o200k_base
+    assert aliased["tokenkpi.waste.uncached_resent_tokens"] == 0
     unknown = spans["chat other-deploy"]
     assert "tokenkpi.context.window" not in unknown
     assert "tokenkpi.cost.usd" not in unknown
     assert unknown["gen_ai.usage.input_tokens"] == 10
+    assert unknown["tokenkpi.tokens.estimated"] is True
+    assert "tokenkpi.waste.uncached_resent_tokens" not in unknown
 
 
 def test_inject_stream_usage_option_reaches_the_adapter(rx: Rx, fake: Fake, tmp_path: Path) -> None:
