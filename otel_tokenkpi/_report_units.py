@@ -33,7 +33,7 @@ import itertools
 import marshal
 import tempfile
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -162,10 +162,14 @@ class _LeftMemory:
         self._bits = bytearray(self.BITS // 8)
         self.empty = True
 
-    def add(self, key: object) -> None:
+    def add_all(self, keys: Iterable[object]) -> None:
         self.empty = False
-        for position in self._positions(key):
-            self._bits[position >> 3] |= 1 << (position & 7)
+        bits, mask = self._bits, self.BITS - 1
+        for key in keys:  # _positions, inlined: a spill adds thousands at a time
+            hashed = hash(key)
+            first, second = hashed & mask, ((hashed >> 23) | 1) * 0x9E3779B1 & mask
+            bits[first >> 3] |= 1 << (first & 7)
+            bits[second >> 3] |= 1 << (second & 7)
 
     def might_hold(self, key: object) -> bool:
         bits = self._bits
@@ -279,15 +283,15 @@ class Units:
             oldest = list(itertools.islice(self._roots.items(), self._window // 4 + 1))
             for trace, _ in oldest:
                 del self._roots[trace]
-                self._left_memory.add(trace)
-            index = self._labels
-            self._spilled_roots.write([(trace, tuple(index[label] for label in labels)) for trace, labels in oldest])
+            self._left_memory.add_all(trace for trace, _ in oldest)
+            index = self._labels.__getitem__
+            self._spilled_roots.write([(trace, tuple(map(index, labels))) for trace, labels in oldest])
 
     def _spill_conversations(self) -> None:
         oldest = list(itertools.islice(self._conversations.items(), self._window // 4 + 1))
         for conversation, _ in oldest:
             del self._conversations[conversation]
-            self._left_memory.add(conversation)
+        self._left_memory.add_all(conversation for conversation, _ in oldest)
         index = self._labels
         self._spilled_conversations.write(
             [(conversation, index[label], trace, seq) for conversation, (label, trace, seq) in oldest]
@@ -316,11 +320,11 @@ class Units:
         self._counted(label, rollup)
         cost = rollup.cost_usd if rollup.cost_usd is not None else -1.0
         self._seq += 1
-        entry = (cost, rollup.tokens, -self._seq, TaskRun(label, trace_id, start, end, rollup))
+        rank = (cost, rollup.tokens, -self._seq)
         if len(self._top) < TOP_TASKS:
-            heapq.heappush(self._top, entry)
-        elif entry[:3] > self._top[0][:3]:
-            heapq.heapreplace(self._top, entry)
+            heapq.heappush(self._top, (*rank, TaskRun(label, trace_id, start, end, rollup)))
+        elif rank > self._top[0][:3]:  # most units never make the top: no TaskRun for them
+            heapq.heapreplace(self._top, (*rank, TaskRun(label, trace_id, start, end, rollup)))
 
     def finish(self) -> None:
         """Count the units still waiting, then place the late outcomes left for the end."""
