@@ -20,6 +20,11 @@ from seed_tiktoken_cache import seed
 from otel_tokenkpi import prices, tokens
 from otel_tokenkpi.testing.fake_openai import FakeOpenAIServer
 
+# The provider fixture modules reach a test module through its ``pytest_plugins`` after the module has
+# imported helpers from them: marked here, before any test module is imported, they are imported with
+# pytest's assertion rewriting (and pytest does not warn that it is too late to rewrite them).
+pytest.register_assert_rewrite(*(path.stem for path in Path(__file__).parent.glob("_*_support.py")))
+
 
 def pytest_configure(config: Any) -> None:
     # Tests never reach the network: tiktoken reads a seeded cache dir.
