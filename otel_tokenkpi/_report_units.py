@@ -55,6 +55,7 @@ class Label:
     name: str
     is_task: bool  # an otel_tokenkpi.task() span (invoke_workflow), not a processor-enriched root
     instance: str  # the process (resource) it came from
+    index: int = field(default=-1, compare=False)  # its place among the interned labels: what a spill stores
 
 
 @dataclass(slots=True)
@@ -190,8 +191,7 @@ class Units:
         self._placed = placed
         self._window = max(1, WINDOW if window is None else window)
         self._by_key: dict[tuple[str, str, bool, str], Label] = {}  # interned labels
-        self._labels: dict[Label, int] = {}  # interned label -> its index in _label_list (spilled as the index)
-        self._label_list: list[Label] = []
+        self._label_list: list[Label] = []  # by Label.index
         self._roots: dict[int, tuple[Label, ...]] = {}  # trace -> its local roots' labels
         self._waiting: dict[tuple[str, str], list[_Waiting]] = defaultdict(list)  # (trace, process) -> units
         # conversation id -> (first unit's label, its trace, its order): the earliest order wins at the end
@@ -208,8 +208,7 @@ class Units:
         key = (group, name, is_task, instance)  # a tuple hashes in C; the dataclass's hash is Python code
         label = self._by_key.get(key)
         if label is None:
-            label = self._by_key[key] = Label(group, name, is_task, instance)
-            self._labels[label] = len(self._label_list)
+            label = self._by_key[key] = Label(group, name, is_task, instance, len(self._label_list))
             self._label_list.append(label)
         return label
 
@@ -284,17 +283,15 @@ class Units:
             for trace, _ in oldest:
                 del self._roots[trace]
             self._left_memory.add_all(trace for trace, _ in oldest)
-            index = self._labels.__getitem__
-            self._spilled_roots.write([(trace, tuple(map(index, labels))) for trace, labels in oldest])
+            self._spilled_roots.write([(trace, tuple(label.index for label in labels)) for trace, labels in oldest])
 
     def _spill_conversations(self) -> None:
         oldest = list(itertools.islice(self._conversations.items(), self._window // 4 + 1))
         for conversation, _ in oldest:
             del self._conversations[conversation]
         self._left_memory.add_all(conversation for conversation, _ in oldest)
-        index = self._labels
         self._spilled_conversations.write(
-            [(conversation, index[label], trace, seq) for conversation, (label, trace, seq) in oldest]
+            [(conversation, label.index, trace, seq) for conversation, (label, trace, seq) in oldest]
         )
 
     def _root_in(self, trace_id: str, instance: str) -> Label | None:
