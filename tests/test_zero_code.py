@@ -392,13 +392,16 @@ def test_every_env_option_takes_effect(rx: Rx, fake: Fake, tmp_path: Path) -> No
     # model_aliases: prod-chat is priced and sized as gpt-4o
     assert spans[1]["attributes"]["tokenkpi.cost.usd"] == pytest.approx(cost(figures().p2), rel=1e-12)
     assert spans[1]["attributes"]["tokenkpi.context.window"] == 128000
+    # ... and judged as gpt-4o: its cache rule applies (1,024 tokens, then 128-token steps), so the second
+    # call's re-sent context has an uncached figure
+    assert [s["attributes"].get("tokenkpi.waste.uncached_resent_tokens") for s in spans] == [0, 1920, 0]
     # console: the spans were printed too
     assert stdout.count('"name": "chat prod-chat"') == 3
-    # metric_user_attributes: "team" joins the tokenkpi.* metrics. (An alias prices and sizes a name; it does
-    # not pick the cache rule, so "prod-chat" has no uncached re-sent figure: docs/cache-eligibility.md.)
+    # metric_user_attributes: "team" joins the tokenkpi.* metrics
     points = rx.metrics()["tokenkpi.waste.tokens"]
     assert {(p["attributes"]["tokenkpi.waste.kind"], p["attributes"].get("team")) for p in points} == {
         ("duplicate_tool_call", "search"),
+        ("uncached_resent", "search"),
     }
 
 
