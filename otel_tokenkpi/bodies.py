@@ -129,12 +129,26 @@ class _Copy:
             self.on_item(value)
 
 
-class _SyncTee:
-    """Mixed into the module's ``SyncByteStream``: the user's bytes, unchanged, and a copy."""
+class _Tee:
+    """What both tees share: the wrapped stream's other attributes, and the copy ended if never closed."""
 
     def __init__(self, inner: Any, copy: _Copy) -> None:
         self._inner = inner
         self._copy = copy
+
+    def __getattr__(self, name: str) -> Any:  # e.g. anthropic's SpanEndingStream.elapsed
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._inner, name)
+
+    def __del__(self) -> None:
+        copy = getattr(self, "_copy", None)
+        if copy is not None:
+            copy.end()
+
+
+class _SyncTee(_Tee):
+    """Mixed into the module's ``SyncByteStream``: the user's bytes, unchanged, and a copy."""
 
     def __iter__(self) -> Iterator[bytes]:
         copy = self._copy
@@ -153,21 +167,9 @@ class _SyncTee:
         finally:
             self._copy.end()
 
-    def __getattr__(self, name: str) -> Any:  # e.g. anthropic's SpanEndingStream.elapsed
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
 
-    def __del__(self) -> None:
-        copy = getattr(self, "_copy", None)
-        if copy is not None:
-            copy.end()
-
-
-class _AsyncTee:
-    def __init__(self, inner: Any, copy: _Copy) -> None:
-        self._inner = inner
-        self._copy = copy
+class _AsyncTee(_Tee):
+    """Mixed into the module's ``AsyncByteStream``: the user's bytes, unchanged, and a copy."""
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         copy = self._copy
@@ -185,16 +187,6 @@ class _AsyncTee:
             await self._inner.aclose()
         finally:
             self._copy.end()
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._inner, name)
-
-    def __del__(self) -> None:
-        copy = getattr(self, "_copy", None)
-        if copy is not None:
-            copy.end()
 
 
 _TEE_CLASSES: dict[str, tuple[tuple[type, type], tuple[type, type]]] = {}
