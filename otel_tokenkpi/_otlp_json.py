@@ -334,13 +334,13 @@ def _trace_request(line: bytes | str) -> dict[str, Any] | None:
     return request
 
 
-def read_line(line: bytes | str, wanted: Mapping[str, str], by: str | None = None) -> LineSpans | None:
+def read_line(line: bytes | str | memoryview, wanted: Mapping[str, str], by: str | None = None) -> LineSpans | None:
     """The spans of one line that the report reads; ``None`` for a blank line or another signal's line.
 
     ``wanted`` maps attribute names to INT/FLOAT/STR/ANY; ``by`` also reads that attribute from resources.
     Raises :class:`MalformedLine` for anything else that is not a trace request, before returning any span.
     """
-    request = _trace_request(line)
+    request = _trace_request(line.tobytes() if isinstance(line, memoryview) else line)
     if request is None:
         return None
     total = 0

@@ -25,40 +25,78 @@ _CALL_INTS = (
     *_KIND_KEYS,
 )
 _ZEROS = (0,) * len(_CALL_INTS)
+# A call's row: its integers, then its cost and waste cost (None when it carried none).
+_ROW_KEYS = (*_CALL_INTS, sc.COST_USD, sc.WASTE_COST_USD)
+_ROW_DEFAULTS = (*_ZEROS, None, None)
+_COSTS = slice(len(_CALL_INTS), None)
 
 
 class CallTotals:
-    """Model calls summed. Kept as flat lists, so adding a call is a few C-level list operations."""
+    """Model calls summed. A call's row waits in a short list and the rows are summed a column at a time
+    (C-level ``sum`` over ``zip``), rather than each added to the totals on its own."""
 
-    __slots__ = ("calls", "errors", "ints", "kind_calls", "costs", "costed")
+    __slots__ = ("calls", "errors", "_ints", "_kind_calls", "_costs", "_costed", "_rows")
+
+    ROWS = 256  # calls kept before summing
 
     def __init__(self) -> None:
         self.calls = 0
         self.errors = 0
-        self.ints = [0] * len(_CALL_INTS)  # input, output, cache read, waste, waste per kind
-        self.kind_calls = [0] * len(KINDS)  # calls with some waste of each kind
-        self.costs = [0.0, 0.0]  # cost, waste cost
-        self.costed = [0, 0]  # calls that carried each
+        self._ints = [0] * len(_CALL_INTS)  # input, output, cache read, waste, waste per kind
+        self._kind_calls = [0] * len(KINDS)  # calls with some waste of each kind
+        self._costs = [0.0, 0.0]  # cost, waste cost
+        self._costed = [0, 0]  # calls that carried each
+        self._rows: list[list[Any]] = []  # calls not summed yet
 
-    def add(self, attrs: dict[str, Any], error: bool) -> list[int]:
-        """One call; returns its [input, output, cache read, waste, *waste per kind]."""
-        get = attrs.get
-        values = list(map(get, _CALL_INTS, _ZEROS))
+    def add(self, attrs: dict[str, Any], error: bool) -> list[Any]:
+        """One call; returns its row: [input, output, cache read, waste, *waste per kind, cost, waste cost]."""
+        row = list(map(attrs.get, _ROW_KEYS, _ROW_DEFAULTS))
         self.calls += 1
         self.errors += error
-        self.ints[:] = map(add, self.ints, values)
-        kinds = values[4:]
-        if any(kinds):
-            self.kind_calls[:] = map(add, self.kind_calls, map(bool, kinds))
-        cost = get(sc.COST_USD)
-        if cost is not None:
-            self.costs[0] += cost
-            self.costed[0] += 1
-        cost = get(sc.WASTE_COST_USD)
-        if cost is not None:
-            self.costs[1] += cost
-            self.costed[1] += 1
-        return values
+        rows = self._rows
+        rows.append(row)
+        if len(rows) >= self.ROWS:
+            self._sum_rows()
+        return row
+
+    def _sum_rows(self) -> None:
+        rows = self._rows
+        if not rows:
+            return
+        columns = list(zip(*rows, strict=True))
+        ints, costs = columns[: len(_CALL_INTS)], columns[_COSTS]
+        self._ints[:] = map(add, self._ints, map(sum, ints))
+        self._kind_calls[:] = [
+            calls + len(rows) - column.count(0) for calls, column in zip(self._kind_calls, ints[4:], strict=True)
+        ]
+        # filter(None, ...) drops the Nones (and zeros, which add nothing); count(None) finds who carried one.
+        self._costs[:] = [total + sum(filter(None, column)) for total, column in zip(self._costs, costs, strict=True)]
+        self._costed[:] = [n + len(rows) - column.count(None) for n, column in zip(self._costed, costs, strict=True)]
+        rows.clear()
+
+    @property
+    def ints(self) -> list[int]:
+        """[input, output, cache read, waste, *waste per kind], summed."""
+        self._sum_rows()
+        return self._ints
+
+    @property
+    def kind_calls(self) -> list[int]:
+        """Calls with some waste, per kind (KINDS order)."""
+        self._sum_rows()
+        return self._kind_calls
+
+    @property
+    def costs(self) -> list[float]:
+        """[cost, waste cost] summed over the calls that carried each."""
+        self._sum_rows()
+        return self._costs
+
+    @property
+    def costed(self) -> list[int]:
+        """[calls that carried a cost, calls that carried a waste cost]."""
+        self._sum_rows()
+        return self._costed
 
     def merge(self, other: CallTotals) -> None:
         self.calls += other.calls
@@ -117,10 +155,14 @@ class TaskTotals:
 
     def add(self, rollup: Rollup) -> None:
         self.tasks += 1
-        self.successes += rollup.outcome == "success"
-        self.failures += rollup.outcome == "failure"
+        outcome = rollup.outcome
+        if outcome is not None:
+            if outcome == "success":
+                self.successes += 1
+            else:
+                self.failures += 1
         self.llm_calls += rollup.llm_calls
-        self.tokens += rollup.tokens
+        self.tokens += rollup.input_tokens + rollup.output_tokens
         self.waste_tokens += rollup.waste_tokens
         self.unused_tool_definitions_tokens += rollup.unused_tool_tokens
         if rollup.cost_usd is not None:
@@ -129,6 +171,23 @@ class TaskTotals:
             self.waste_cost_usd = (self.waste_cost_usd or 0.0) + rollup.waste_cost_usd
         for tool in rollup.unused_tools:
             self.unused_tools[tool] = self.unused_tools.get(tool, 0) + 1
+
+    def merge(self, other: TaskTotals) -> None:
+        self.tasks += other.tasks
+        self.successes += other.successes
+        self.failures += other.failures
+        self.late_outcomes += other.late_outcomes
+        self.llm_calls += other.llm_calls
+        self.tokens += other.tokens
+        self.waste_tokens += other.waste_tokens
+        self.unused_tool_definitions_tokens += other.unused_tool_definitions_tokens
+        if other.cost_usd is not None:
+            self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
+        if other.waste_cost_usd is not None:
+            self.waste_cost_usd = (self.waste_cost_usd or 0.0) + other.waste_cost_usd
+        self.is_task = self.is_task or other.is_task
+        for tool, runs in other.unused_tools.items():
+            self.unused_tools[tool] = self.unused_tools.get(tool, 0) + runs
 
     def add_outcome(self, outcome: str) -> None:
         self.late_outcomes += 1
@@ -157,8 +216,9 @@ class Timeline:
         self.width_ns = width_ns
         self.buckets: dict[int, list[int]] = {}  # bucket start // width -> sums as CallTotals.ints
 
-    def add(self, start_ns: int, values: list[int]) -> None:
-        """One call's [input, output, cache read, waste, *waste per kind] at ``start_ns``."""
+    def add(self, start_ns: int, values: list[Any]) -> None:
+        """One call's [input, output, cache read, waste, *waste per kind] at ``start_ns`` (the row
+        :meth:`CallTotals.add` returns: its costs after these are left out, as ``map`` stops at the bucket's end)."""
         index = start_ns // self.width_ns
         bucket = self.buckets.get(index)
         if bucket is None:

@@ -13,7 +13,7 @@ import io
 import os
 import zlib
 from collections.abc import Iterator, Sequence
-from typing import IO, BinaryIO
+from typing import BinaryIO
 
 __all__ = ["SpanFileError", "expand", "lines"]
 
@@ -57,34 +57,67 @@ def expand(paths: Sequence[str | os.PathLike[str]]) -> list[str]:
     return files
 
 
-def _open(path: str) -> tuple[IO[bytes], BinaryIO]:
-    """(the file to read lines from, the raw file whose position measures progress)."""
-    raw = open(path, "rb", buffering=READ_BUFFER)  # noqa: SIM115 - closed by lines()
+def _open(path: str) -> tuple[io.RawIOBase | gzip.GzipFile, BinaryIO]:
+    """(the stream to read lines from, the raw file whose position measures progress)."""
+    raw = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by lines()
     magic = raw.read(4)
     raw.seek(0)
     if magic.startswith(GZIP_MAGIC):
-        return io.BufferedReader(gzip.GzipFile(fileobj=raw, mode="rb"), READ_BUFFER), raw  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=raw, mode="rb"), raw
     if magic == ZSTD_MAGIC:
         raw.close()
         raise SpanFileError(f"{path} is zstd-compressed: decompress it first (zstd -d), or read it plain or gzip'd")
-    return raw, raw
+    return raw, raw  # type: ignore[return-value]
 
 
-def lines(path: str) -> Iterator[tuple[int, bytes, int]]:
+def lines(path: str) -> Iterator[tuple[int, memoryview, int]]:
     """(line number, line, bytes of the file consumed so far) for each line of ``path``.
 
+    A line is a view into a buffer this reuses: it is valid until the next one is asked for (the report
+    decodes it before that; ``bytes(line)`` keeps one). Reading into one buffer and slicing it, rather
+    than iterating a buffered file, saves a copy of every byte (about 4% of the report on a plain file).
     Raises :class:`SpanFileError` when the file cannot be opened or its compression is broken.
     """
     try:
         stream, raw = _open(path)
     except OSError as exc:
         raise SpanFileError(f"cannot read {path}: {exc.strerror or exc}") from None
+    number = 0
     try:
-        number = 0
-        for number, line in enumerate(stream, 1):
+        for number, line in enumerate(_split(stream), 1):
             yield number, line, raw.tell()
     except (OSError, EOFError, zlib.error) as exc:
         raise SpanFileError(f"the file breaks off after line {number}: {exc}", after_line=number) from None
     finally:
         stream.close()
         raw.close()
+
+
+def _split(stream: io.RawIOBase | gzip.GzipFile) -> Iterator[memoryview]:
+    """The lines of ``stream`` (each with its newline, the last one maybe without) as views of one buffer,
+    which doubles when a line does not fit."""
+    buffer = bytearray(READ_BUFFER)
+    view = memoryview(buffer)
+    start = end = searched = 0  # the unread bytes are buffer[start:end]; no newline in buffer[start:searched]
+    while True:
+        newline = buffer.find(b"\n", searched, end)
+        if newline >= 0:
+            yield view[start : newline + 1]
+            start = searched = newline + 1
+            continue
+        searched = end
+        if start:  # move the part line to the front: through a copy (memcpy must not overlap), same length
+            buffer[: end - start] = buffer[start:end]  # (a resize is refused while a view exists)
+            end -= start
+            searched -= start
+            start = 0
+        if end == len(buffer):
+            grown = bytearray(2 * len(buffer))  # a new buffer: one with views cannot be resized
+            grown[:end] = view[:end]
+            buffer, view = grown, memoryview(grown)
+        read = stream.readinto(view[end:])
+        if not read:
+            if end:
+                yield view[:end]
+            return
+        end += read

@@ -154,15 +154,13 @@ class Report:
         return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
     def _count_task(self, label: Label, rollup: Rollup) -> None:
-        self._total.add(rollup)
-        self._groups[label.group].add(rollup)
+        self._groups[label.group].add(rollup)  # the total is the groups' sum, made in finish()
 
     def _count_late(self, late: LateOutcome, names: set[str], group: str) -> None:
         self.late_outcomes += 1
         if not names:  # its task is not in the input: counting it would skew tokens per success
             self.late_unmatched += 1
             return
-        self._total.add_outcome(late.outcome)
         self._groups[group].add_outcome(late.outcome)
         if group != NONE_GROUP:
             self.group_seen = True
@@ -175,6 +173,8 @@ class Report:
             return self
         self._finished = True
         self._units.finish()
+        for totals in self._groups.values():
+            self._total.merge(totals)
         for (model, service, group), cell in self._cells.items():
             self.calls.merge(cell)
             self.by_model[model].merge(cell)
