@@ -4,10 +4,12 @@ key and learns keys as they appear (against the standard reader, record by recor
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
 import json
 import random
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from test_report import call, hand_written_lines, span, task
 
 from otel_tokenkpi import _span_files
 from otel_tokenkpi import semconv as sc
-from otel_tokenkpi._otlp_json import read_line
+from otel_tokenkpi._otlp_json import FLOAT, INT, STR, read_line
 from otel_tokenkpi.report import WANTED, read_report, readers
 
 needs_msgspec = pytest.mark.skipif("msgspec" not in readers(), reason="msgspec is not installed (the [fast] extra)")
@@ -129,3 +131,91 @@ def test_a_report_of_lines_with_ever_new_keys_is_the_standard_readers(tmp_path: 
         reports[reader] = (report.spans, report.calls.calls, report.calls.ints, tasks.tasks, tasks.successes)
     assert reports["python"] == reports["msgspec"]
     assert reports["python"][:2] == (42, 24)
+
+
+def _random_value(rng: random.Random, kind: str | None, strange: float) -> object:
+    """A value of ``kind`` as writers send it, or, with probability ``strange``, any AnyValue shape, valid
+    or not (another type, two fields, broken numbers, not an object)."""
+    if rng.random() >= strange:
+        fitting = {
+            INT: [{"intValue": str(rng.randrange(-5, 10**6))}, {"intValue": rng.randrange(10**6)}],
+            FLOAT: [{"doubleValue": rng.choice([0.5, 3.0, 3, 1e-6, "NaN", "Infinity"])}, {"intValue": "2"}],
+            STR: [{"stringValue": rng.choice(["gpt-4o", "chat", "success", "failure", ""])}],
+        }
+        return rng.choice(fitting.get(kind or "", [{"stringValue": "v"}, {"intValue": "3"}, {"boolValue": True}]))
+    return rng.choice(
+        [
+            {"stringValue": "7"},
+            {"intValue": str(rng.randrange(10**6))},
+            {"doubleValue": "NaN"},
+            {"boolValue": False},
+            {"arrayValue": {"values": [{"stringValue": "a"}, {"intValue": "2"}]}},
+            {"kvlistValue": {"values": [{"key": "k", "value": {"stringValue": "v"}}]}},
+            {},
+            {"intValue": "1.5"},  # not an integer
+            {"doubleValue": "abc"},  # not a number
+            {"boolValue": "yes"},  # not a bool
+            {"arrayValue": {"values": [{"intValue": "x"}]}},  # a broken item
+            {"stringValue": "s", "intValue": "5"},  # two fields: the string comes first
+            {"doubleValue": 2.5, "intValue": "4"},  # two fields: the int comes first
+            7,  # not an object
+        ]
+    )
+
+
+def _comparable(spans: object) -> str:
+    """The records as sorted JSON: a NaN attribute equals a NaN (``nan != nan`` in a plain comparison)."""
+    return json.dumps(dataclasses.asdict(spans), sort_keys=True)  # type: ignore[call-overload]
+
+
+SEEDS = 1000
+
+
+@needs_msgspec
+@pytest.mark.parametrize("taught", [False, True])
+def test_the_readers_agree_on_random_attributes(taught: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random spans over a pool of keys (read ones of every kind, unread ``tokenkpi.*`` ones, others) with
+    values of every shape: line by line, the fast reader returns what the standard one returns, or raises
+    what it raises. Untaught, keys vary from line to line, so the union learns, misses and gives way;
+    taught every key and never giving way, every scope whose values fit is read by the key union."""
+    from otel_tokenkpi import _otlp_fast
+    from otel_tokenkpi._otlp_json import MalformedLine
+
+    wanted = {**WANTED, "team": "any"}
+    pool = [*WANTED, "team", "tokenkpi.context.window", "tokenkpi.x", "http.route", "db.system", "app.k"]
+    reader = _otlp_fast.FastReader(wanted, "team")
+    if taught:
+        monkeypatch.setattr(_otlp_fast._KeyUnion, "MAX_MISSES", 10**9)
+        reader._union._learn(pool)
+    tagged = 0
+
+    def count_tagged(items: list) -> object:
+        nonlocal tagged
+        tagged += 1
+        return _otlp_fast.FastReader._tagged_attributes(reader, items)
+
+    reader._tagged_attributes = count_tagged  # type: ignore[method-assign]
+    outcomes = {"equal": 0, "malformed": 0}
+    for seed in range(SEEDS):
+        rng = random.Random(seed)
+        scopes: dict[str, list[dict]] = {}
+        for number in range(rng.randint(1, 6)):
+            keys = rng.sample(pool, rng.randint(0, 8))
+            if not taught and rng.random() < 0.02:
+                keys.append(f"app.new_{seed}")
+            attrs = [{"key": key, "value": _random_value(rng, wanted.get(key), 0.03)} for key in keys]
+            one = span("E", number + 1, rng.choice([None, 77]), "s", 1, 2, {}, error=rng.random() < 0.1)
+            one["attributes"] = attrs
+            scopes.setdefault(rng.choice(["client", "tasks", "http"]), []).append(one)
+        line = _line(scopes)
+        try:
+            plain = read_line(line, wanted, "team")
+        except MalformedLine as exc:
+            with pytest.raises(MalformedLine, match=re.escape(str(exc))):
+                reader.read(line)
+            outcomes["malformed"] += 1
+            continue
+        assert _comparable(reader.read(line)) == _comparable(plain), seed
+        outcomes["equal"] += 1
+    assert min(outcomes.values()) >= 50, outcomes  # both sides of the contract were tried
+    assert tagged >= (2000 if taught else 150), tagged  # scope decodes read by the key union
