@@ -31,6 +31,16 @@ _ROW_DEFAULTS = (*_ZEROS, None, None)
 _COSTS = slice(len(_CALL_INTS), None)
 
 
+def _summed(name: str, doc: str) -> Any:
+    """A property that adds the waiting rows into the sums, then reads the sums kept in ``name``."""
+
+    def read(self: CallTotals) -> list[Any]:
+        self._sum_rows()
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    return property(read, doc=doc)
+
+
 class CallTotals:
     """Model calls summed. A call's row waits in a short list and the rows are summed a column at a time
     (C-level ``sum`` over ``zip``), rather than each added to the totals on its own."""
@@ -74,29 +84,10 @@ class CallTotals:
         self._costed[:] = [n + len(rows) - column.count(None) for n, column in zip(self._costed, costs, strict=True)]
         rows.clear()
 
-    @property
-    def ints(self) -> list[int]:
-        """[input, output, cache read, waste, *waste per kind], summed."""
-        self._sum_rows()
-        return self._ints
-
-    @property
-    def kind_calls(self) -> list[int]:
-        """Calls with some waste, per kind (KINDS order)."""
-        self._sum_rows()
-        return self._kind_calls
-
-    @property
-    def costs(self) -> list[float]:
-        """[cost, waste cost] summed over the calls that carried each."""
-        self._sum_rows()
-        return self._costs
-
-    @property
-    def costed(self) -> list[int]:
-        """[calls that carried a cost, calls that carried a waste cost]."""
-        self._sum_rows()
-        return self._costed
+    ints = _summed("_ints", "[input, output, cache read, waste, *waste per kind], summed.")
+    kind_calls = _summed("_kind_calls", "Calls with some waste, per kind (KINDS order).")
+    costs = _summed("_costs", "[cost, waste cost] summed over the calls that carried each.")
+    costed = _summed("_costed", "[calls that carried a cost, calls that carried a waste cost].")
 
     def merge(self, other: CallTotals) -> None:
         self.calls += other.calls
@@ -136,6 +127,18 @@ class CallTotals:
         return kind if kinds[kind] > 0 else None
 
 
+_TASK_COUNTS = (
+    "tasks",
+    "successes",
+    "failures",
+    "late_outcomes",
+    "llm_calls",
+    "tokens",
+    "waste_tokens",
+    "unused_tool_definitions_tokens",
+)
+
+
 @dataclass(slots=True)
 class TaskTotals:
     """Tasks (roll-up spans) summed, with their outcomes (late ones included)."""
@@ -173,18 +176,13 @@ class TaskTotals:
             self.unused_tools[tool] = self.unused_tools.get(tool, 0) + 1
 
     def merge(self, other: TaskTotals) -> None:
-        self.tasks += other.tasks
-        self.successes += other.successes
-        self.failures += other.failures
-        self.late_outcomes += other.late_outcomes
-        self.llm_calls += other.llm_calls
-        self.tokens += other.tokens
-        self.waste_tokens += other.waste_tokens
-        self.unused_tool_definitions_tokens += other.unused_tool_definitions_tokens
-        if other.cost_usd is not None:
-            self.cost_usd = (self.cost_usd or 0.0) + other.cost_usd
-        if other.waste_cost_usd is not None:
-            self.waste_cost_usd = (self.waste_cost_usd or 0.0) + other.waste_cost_usd
+        """Add ``other``'s sums to these (the all-tasks total is its groups', merged once at the end)."""
+        for name in _TASK_COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for name in ("cost_usd", "waste_cost_usd"):
+            theirs = getattr(other, name)
+            if theirs is not None:
+                setattr(self, name, (getattr(self, name) or 0.0) + theirs)
         self.is_task = self.is_task or other.is_task
         for tool, runs in other.unused_tools.items():
             self.unused_tools[tool] = self.unused_tools.get(tool, 0) + runs
